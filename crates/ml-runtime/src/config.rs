@@ -1,0 +1,152 @@
+//! Settings every worker shares, read from the old deployment's environment
+//! names (CONTRACT section 6) or CLI flags.
+
+use std::time::Duration;
+
+/// Runtime settings; each worker flattens this into its own `Config`.
+#[derive(Clone, clap::Args)]
+pub struct RuntimeArgs {
+    /// AMQP URL of the RabbitMQ broker.
+    #[arg(
+        long,
+        env = "CELERY_BROKER_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub broker_url: String,
+
+    /// Redis URL of the Celery result backend (falls back to REDIS_URL).
+    #[arg(long, env = "CELERY_RESULT_BACKEND")]
+    pub result_backend: Option<String>,
+
+    /// Redis URL, used for results when CELERY_RESULT_BACKEND is unset.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+
+    /// Seconds a task result stays in Redis.
+    #[arg(long, env = "CELERY_RESULT_EXPIRES", default_value_t = 3600)]
+    pub result_expires_secs: u64,
+
+    /// Write the STARTED state when a task begins (Celery's `task_track_started`).
+    #[arg(long, env = "CELERY_TASK_TRACK_STARTED", default_value_t = false)]
+    pub track_started: bool,
+
+    /// Tasks processed at the same time.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
+    pub concurrency: usize,
+
+    /// Unacknowledged deliveries held per unit of concurrency (prefetch = this × concurrency).
+    #[arg(long, env = "WORKER_PREFETCH_MULTIPLIER", default_value_t = 4)]
+    pub prefetch_multiplier: u16,
+
+    /// Retries of a task that failed transiently before it is dead-lettered.
+    #[arg(long, env = "TASK_MAX_RETRIES", default_value_t = 3)]
+    pub max_retries: u32,
+
+    /// First retry delay in seconds; doubles with every retry (with jitter).
+    #[arg(long, env = "TASK_RETRY_BACKOFF_SECS", default_value_t = 1.0)]
+    pub retry_backoff_secs: f64,
+
+    /// Upper bound of a retry delay in seconds.
+    #[arg(long, env = "TASK_RETRY_BACKOFF_MAX_SECS", default_value_t = 300.0)]
+    pub retry_backoff_max_secs: f64,
+
+    /// Seconds in-flight tasks get to finish after SIGTERM before they are
+    /// abandoned to redelivery. Keep below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "WORKER_SHUTDOWN_TIMEOUT", default_value_t = 25)]
+    pub shutdown_timeout_secs: u64,
+
+    /// Address the metrics and health server binds to.
+    #[arg(long, env = "METRICS_HOST", default_value = "0.0.0.0")]
+    pub metrics_host: String,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `ml_runtime=debug`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format: `json` (one object per line) or `text`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+
+    /// OTLP endpoint of the old deployment. Accepted for compatibility; trace
+    /// ids from `traceparent` are logged on every task line.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_endpoint: Option<String>,
+}
+
+impl RuntimeArgs {
+    /// The Redis URL results are written to.
+    pub fn result_backend_url(&self) -> &str {
+        self.result_backend.as_deref().unwrap_or(&self.redis_url)
+    }
+
+    /// Broker prefetch: `prefetch_multiplier × concurrency`, at least 1.
+    pub fn prefetch(&self) -> u16 {
+        let concurrency = u16::try_from(self.concurrency).unwrap_or(u16::MAX);
+        self.prefetch_multiplier.saturating_mul(concurrency).max(1)
+    }
+
+    /// Grace period for in-flight tasks on shutdown.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+impl std::fmt::Debug for RuntimeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeArgs")
+            .field("broker_url", &redact_url(&self.broker_url))
+            .field(
+                "result_backend",
+                &redact_url(self.result_backend_url()),
+            )
+            .field("result_expires_secs", &self.result_expires_secs)
+            .field("track_started", &self.track_started)
+            .field("concurrency", &self.concurrency)
+            .field("prefetch", &self.prefetch())
+            .field("max_retries", &self.max_retries)
+            .field("retry_backoff_secs", &self.retry_backoff_secs)
+            .field("retry_backoff_max_secs", &self.retry_backoff_max_secs)
+            .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
+            .field("metrics_host", &self.metrics_host)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("otel_endpoint", &self.otel_endpoint)
+            .finish()
+    }
+}
+
+/// Replaces the password of a `scheme://user:password@host/...` URL with `***`
+/// so connection strings can be logged.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("amqp://guest:secret@rabbit:5672/%2f"),
+            "amqp://guest:***@rabbit:5672/%2f"
+        );
+        assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(redact_url("redis://:pw@host:6379"), "redis://:***@host:6379");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}

@@ -1,0 +1,70 @@
+//! Errors: what a handler reports about a task, and what stops the runtime.
+
+/// Why a task did not succeed; decides between retry and dead-letter.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task's arguments are wrong (missing field, wrong type, bad id).
+    /// Never retried.
+    #[error("invalid task arguments: {0}")]
+    InvalidArguments(String),
+    /// The input cannot be processed (unsupported media, model refused it).
+    /// Never retried.
+    #[error("{0}")]
+    Permanent(String),
+    /// A dependency (database, Redis, broker, remote fetch) failed in a way
+    /// that may pass. Retried with backoff up to the retry limit.
+    #[error("transient failure: {0}")]
+    Transient(String),
+}
+
+impl TaskError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+
+    /// Short, bounded label for metrics (`ml_task_errors_total{error_type}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidArguments(_) => "invalid_arguments",
+            Self::Permanent(_) => "permanent",
+            Self::Transient(_) => "transient",
+        }
+    }
+
+    /// The Python exception type a Celery client sees for this error.
+    pub(crate) fn python_exception(&self) -> &'static str {
+        match self {
+            Self::InvalidArguments(_) => "ValueError",
+            Self::Permanent(_) => "RuntimeError",
+            Self::Transient(_) => "ConnectionError",
+        }
+    }
+}
+
+/// Errors that stop the runtime itself (not a single task).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The broker refused or dropped a topology or consume operation.
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    /// The Redis result backend URL is invalid or Redis is unreachable.
+    #[error("result backend: {0}")]
+    ResultBackend(#[from] redis::RedisError),
+    /// A metric could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The metrics/health server could not bind its address.
+    #[error("health server on {address}: {source}")]
+    HealthServer {
+        /// The address it tried to bind.
+        address: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration is contradictory.
+    #[error("configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,57 @@
+//! The consumer runtime every ML worker stands on.
+//!
+//! A worker builds a [`Router`] of task names to [`Handler`]s and hands it to
+//! [`Worker::run`]; the runtime does everything around the model:
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`config`] | environment names and CLI flags shared by every worker |
+//! | [`task`] | the typed [`Task`] both wire encodings decode into |
+//! | `decode` | gateway (body-carried) and Celery protocol 2 decoding |
+//! | [`headers`] | AMQP field tables to and from JSON |
+//! | [`handler`] | the [`Handler`] trait and the task-name [`Router`] |
+//! | [`error`] | [`TaskError`] (retry or dead-letter) and [`RuntimeError`] |
+//! | `broker` | connecting with backoff, declaring the contract's topology |
+//! | `publisher` | confirmed publishing of retries and dead-letters |
+//! | `worker` | the consume loop: prefetch, reconnects, graceful drain |
+//! | `process` | one delivery's life: eta/expires, run, retry, dead-letter, late ack |
+//! | `backoff` | exponential backoff with jitter |
+//! | [`results`] | the Celery result backend in Redis |
+//! | [`metrics`] | the Prometheus registry with the contract's metric names |
+//! | [`health`] | the axum server for `/metrics`, `/healthz`, `/readyz` |
+//! | [`shutdown`] | one token fired by SIGTERM or Ctrl-C |
+//! | [`telemetry`] | JSON logging set-up |
+
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod headers;
+pub mod health;
+pub mod metrics;
+pub mod results;
+pub mod shutdown;
+pub mod task;
+pub mod telemetry;
+
+mod backoff;
+mod broker;
+mod decode;
+
+mod process;
+mod publisher;
+mod worker;
+
+pub use config::RuntimeArgs;
+pub use error::{RuntimeError, TaskError};
+pub use handler::{Handler, Router};
+pub use health::{Readiness, ReadinessCheck};
+pub use metrics::Metrics;
+pub use results::ResultBackend;
+pub use task::{Encoding, Task};
+pub use worker::{Worker, WorkerSpec};
+
+/// The exchange every ML queue is bound to (CONTRACT section 1).
+pub const EXCHANGE: &str = "bookmarkai.ml";
+
+/// Suffix of the dead-letter queue each source queue gets.
+pub const DEAD_LETTER_SUFFIX: &str = ".dead";

@@ -1,0 +1,412 @@
+//! One delivery's life: decode, route, honour `eta`/`expires`, run the
+//! handler, then retry, dead-letter or succeed, and only then acknowledge
+//! (CONTRACT section 4).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, field};
+
+use crate::backoff;
+use crate::decode::{RawMessage, decode};
+use crate::error::TaskError;
+use crate::handler::{Handler, Router};
+use crate::headers::table_to_json;
+use crate::metrics::Metrics;
+use crate::publisher::{DeadLetter, Publisher};
+use crate::results::{ResultBackend, TaskState, exception};
+use crate::task::Task;
+
+/// Label used for task names that no route knows (keeps labels bounded).
+const UNKNOWN_TASK: &str = "unknown";
+
+/// Everything deliveries share, built once per worker.
+pub(crate) struct Context {
+    pub router: Router,
+    pub results: ResultBackend,
+    pub metrics: Arc<Metrics>,
+    pub permits: Arc<Semaphore>,
+    pub concurrency: usize,
+    pub track_started: bool,
+    pub max_retries: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Longest time a future-`eta` delivery is held unacknowledged before it
+    /// is published again (keeps it under RabbitMQ's consumer_timeout).
+    pub max_eta_hold: Duration,
+    pub shutdown: CancellationToken,
+}
+
+/// Processes one delivery from `queue` to its acknowledgement.
+pub(crate) async fn process(
+    context: Arc<Context>,
+    publisher: Publisher,
+    queue: String,
+    delivery: Delivery,
+) {
+    let span = tracing::info_span!(
+        "task",
+        queue = %queue,
+        task_id = field::Empty,
+        task_name = field::Empty,
+        share_id = field::Empty,
+        trace_id = field::Empty,
+        retries = field::Empty,
+    );
+    let run = Delivered {
+        context: &context,
+        publisher: &publisher,
+        queue: &queue,
+        delivery: &delivery,
+    };
+    run.process().instrument(span).await;
+}
+
+struct Delivered<'a> {
+    context: &'a Context,
+    publisher: &'a Publisher,
+    queue: &'a str,
+    delivery: &'a Delivery,
+}
+
+impl Delivered<'_> {
+    async fn process(&self) {
+        let headers = self
+            .delivery
+            .properties
+            .headers()
+            .as_ref()
+            .map(table_to_json)
+            .unwrap_or_default();
+        let properties = &self.delivery.properties;
+        let raw = RawMessage {
+            body: &self.delivery.data,
+            headers,
+            content_type: properties.content_type().as_ref().map(|s| s.as_str()),
+            content_encoding: properties.content_encoding().as_ref().map(|s| s.as_str()),
+            correlation_id: properties.correlation_id().as_ref().map(|s| s.as_str()),
+        };
+        let task = match decode(&raw) {
+            Ok(task) => task,
+            Err(error) => {
+                let span = tracing::Span::current();
+                if let Some(id) = &error.task_id {
+                    span.record("task_id", id.as_str());
+                }
+                let label = self.task_label(error.task_name.as_deref());
+                self.count_received(label);
+                self.context
+                    .metrics
+                    .task_errors
+                    .with_label_values(&[label, "decode", self.context.metrics.worker_type()])
+                    .inc();
+                let reason = format!("undecodable message: {}", error.reason);
+                self.dead_letter(
+                    error.task_id.as_deref(),
+                    error.task_name.as_deref(),
+                    0,
+                    &reason,
+                    "ValueError",
+                )
+                .await;
+                return;
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("task_id", task.id.as_str());
+        span.record("task_name", task.name.as_str());
+        span.record("retries", task.retries);
+        if let Some(share_id) = task.share_id_hint() {
+            span.record("share_id", share_id);
+        }
+        if let Some(trace_id) = task.trace_id() {
+            span.record("trace_id", trace_id);
+        }
+        let label = self.task_label(Some(&task.name));
+        self.count_received(label);
+        let Some(handler) = self.context.router.get(&task.name).cloned() else {
+            let served: Vec<&str> = self.context.router.task_names().collect();
+            let reason = format!(
+                "unknown task name {:?} on queue {}: this worker serves {}",
+                task.name,
+                self.queue,
+                served.join(", ")
+            );
+            self.context
+                .metrics
+                .task_errors
+                .with_label_values(&[label, "decode", self.context.metrics.worker_type()])
+                .inc();
+            self.dead_letter(Some(&task.id), Some(&task.name), task.retries, &reason, "NotRegistered")
+                .await;
+            return;
+        };
+        if task.is_expired(Utc::now()) {
+            self.revoke(&task).await;
+            return;
+        }
+        if !self.wait_for_eta(&task).await {
+            return;
+        }
+        let permit = tokio::select! {
+            permit = self.context.permits.clone().acquire_owned() => permit,
+            () = self.context.shutdown.cancelled() => {
+                tracing::info!("shutting down before the task started; returning it to the queue");
+                self.requeue().await;
+                return;
+            }
+        };
+        let Ok(_permit) = permit else {
+            self.requeue().await;
+            return;
+        };
+        self.run(&task, handler.as_ref()).await;
+    }
+
+    /// Runs the handler with a concurrency slot held, then settles the delivery.
+    async fn run(&self, task: &Task, handler: &dyn Handler) {
+        let metrics = &self.context.metrics;
+        metrics.active_tasks.inc();
+        self.update_busy();
+        if self.context.track_started {
+            let started = json!({"pid": std::process::id()});
+            if let Err(error) = self.context.results.store(&task.id, TaskState::Started, started, None).await {
+                tracing::warn!(%error, "could not record STARTED");
+            }
+        }
+        tracing::info!(redelivered = self.delivery.redelivered, "task started");
+        let started = Instant::now();
+        let outcome = match handler.handle(task).await {
+            Ok(result) => self
+                .context
+                .results
+                .store(&task.id, TaskState::Success, result, None)
+                .await
+                .map_err(|e| TaskError::Transient(format!("result backend: {e}"))),
+            Err(error) => Err(error),
+        };
+        let elapsed = started.elapsed();
+        let label = self.task_label(Some(&task.name));
+        metrics
+            .task_duration
+            .with_label_values(&[label, metrics.worker_type()])
+            .observe(elapsed.as_secs_f64());
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        match outcome {
+            Ok(()) => {
+                if self.ack().await {
+                    self.count_outcome(label, "success");
+                    metrics.task_succeeded.with_label_values(&[self.queue, label]).inc();
+                    tracing::info!(duration_ms, "task succeeded");
+                }
+            }
+            Err(error) => {
+                metrics
+                    .task_errors
+                    .with_label_values(&[label, error.kind(), metrics.worker_type()])
+                    .inc();
+                if error.is_transient() && task.retries < self.context.max_retries {
+                    self.retry(task, &error, duration_ms).await;
+                } else {
+                    self.fail(task, handler, &error, duration_ms).await;
+                }
+            }
+        }
+        metrics.active_tasks.dec();
+        self.update_busy();
+    }
+
+    async fn retry(&self, task: &Task, error: &TaskError, duration_ms: u64) {
+        let delay = backoff::delay(task.retries, self.context.retry_base, self.context.retry_max);
+        let eta = Utc::now() + delay;
+        if let Err(publish_error) = self
+            .publisher
+            .schedule(task, self.queue, task.retries + 1, eta)
+            .await
+        {
+            tracing::error!(%publish_error, %error, "could not publish the retry; returning the task to the queue");
+            self.requeue().await;
+            return;
+        }
+        let retry_meta = exception(error.python_exception(), "builtins", &error.to_string());
+        if let Err(redis_error) = self
+            .context
+            .results
+            .store(&task.id, TaskState::Retry, retry_meta, None)
+            .await
+        {
+            tracing::warn!(%redis_error, "could not record RETRY");
+        }
+        if self.ack().await {
+            let label = self.task_label(Some(&task.name));
+            self.count_outcome(label, "retry");
+            self.context.metrics.task_retried.with_label_values(&[self.queue, label]).inc();
+            tracing::warn!(
+                %error,
+                duration_ms,
+                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                next_retry = task.retries + 1,
+                "transient failure; retry scheduled"
+            );
+        }
+    }
+
+    async fn fail(&self, task: &Task, handler: &dyn Handler, error: &TaskError, duration_ms: u64) {
+        let reason = if error.is_transient() {
+            format!("retries exhausted after {} attempts: {error}", task.retries + 1)
+        } else {
+            error.to_string()
+        };
+        handler.on_failure(task, error).await;
+        tracing::warn!(%reason, duration_ms, "task failed");
+        self.dead_letter(
+            Some(&task.id),
+            Some(&task.name),
+            task.retries,
+            &reason,
+            error.python_exception(),
+        )
+        .await;
+    }
+
+    /// Publishes the message to `<queue>.dead`, records FAILURE, then acks.
+    /// If the dead-letter cannot be published the message goes back to the
+    /// queue instead: it is never dropped.
+    async fn dead_letter(
+        &self,
+        task_id: Option<&str>,
+        task_name: Option<&str>,
+        retries: u32,
+        reason: &str,
+        exc_type: &str,
+    ) {
+        let letter = DeadLetter {
+            queue: self.queue,
+            reason,
+            task_id,
+            task_name,
+            retries,
+        };
+        if let Err(error) = self.publisher.dead_letter(self.delivery, &letter).await {
+            tracing::error!(%error, %reason, "could not dead-letter the message; returning it to the queue");
+            self.requeue().await;
+            return;
+        }
+        if let Some(id) = task_id {
+            let meta = exception(exc_type, "builtins", reason);
+            if let Err(error) = self.context.results.store(id, TaskState::Failure, meta, None).await {
+                tracing::warn!(%error, "could not record FAILURE");
+            }
+        }
+        if self.ack().await {
+            let label = self.task_label(task_name);
+            self.count_outcome(label, "failure");
+            let metrics = &self.context.metrics;
+            metrics.task_failed.with_label_values(&[self.queue, label]).inc();
+            metrics.dead_lettered.with_label_values(&[self.queue]).inc();
+            tracing::warn!(%reason, dead_letter_queue = %format!("{}{}", self.queue, crate::DEAD_LETTER_SUFFIX), "message dead-lettered");
+        }
+    }
+
+    async fn revoke(&self, task: &Task) {
+        let meta = exception("TaskRevokedError", "celery.exceptions", "expired");
+        if let Err(error) = self.context.results.store(&task.id, TaskState::Revoked, meta, None).await {
+            tracing::warn!(%error, "could not record REVOKED; returning the task to the queue");
+            self.requeue().await;
+            return;
+        }
+        if self.ack().await {
+            self.count_outcome(self.task_label(Some(&task.name)), "revoked");
+            tracing::info!(expires = ?task.expires, "task expired before it ran; revoked");
+        }
+    }
+
+    /// Holds a future-`eta` task until it is due. Returns false when the
+    /// delivery was settled here instead (shutdown, or re-published because
+    /// the eta lies beyond the hold limit).
+    async fn wait_for_eta(&self, task: &Task) -> bool {
+        let Some(eta) = task.eta else { return true };
+        let Ok(wait) = (eta - Utc::now()).to_std() else {
+            return true;
+        };
+        let hold = wait.min(self.context.max_eta_hold);
+        tracing::info!(wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "eta in the future; holding the task");
+        tokio::select! {
+            () = tokio::time::sleep(hold) => {}
+            () = self.context.shutdown.cancelled() => {
+                self.requeue().await;
+                return false;
+            }
+        }
+        if hold == wait {
+            return true;
+        }
+        match self.publisher.schedule(task, self.queue, task.retries, eta).await {
+            Ok(()) => {
+                self.ack().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not re-publish a far-future task; returning it to the queue");
+                self.requeue().await;
+            }
+        }
+        false
+    }
+
+    async fn ack(&self) -> bool {
+        match self.delivery.acker.ack(BasicAckOptions::default()).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(%error, "ack failed (channel lost); the broker will redeliver");
+                false
+            }
+        }
+    }
+
+    async fn requeue(&self) {
+        let options = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        if let Err(error) = self.delivery.acker.nack(options).await {
+            tracing::warn!(%error, "nack failed (channel lost); the broker will redeliver");
+        }
+    }
+
+    fn task_label<'n>(&self, name: Option<&'n str>) -> &'n str {
+        match name {
+            Some(name) if self.context.router.get(name).is_some() => name,
+            _ => UNKNOWN_TASK,
+        }
+    }
+
+    fn count_received(&self, label: &str) {
+        self.context
+            .metrics
+            .task_received
+            .with_label_values(&[self.queue, label])
+            .inc();
+    }
+
+    fn count_outcome(&self, label: &str, status: &str) {
+        let metrics = &self.context.metrics;
+        metrics
+            .tasks
+            .with_label_values(&[label, status, metrics.worker_type()])
+            .inc();
+    }
+
+    fn update_busy(&self) {
+        let active = self.context.metrics.active_tasks.get();
+        #[allow(clippy::cast_precision_loss)] // small counts
+        let busy = active as f64 / self.context.concurrency.max(1) as f64;
+        self.context.metrics.worker_busy.set(busy);
+    }
+}
+
