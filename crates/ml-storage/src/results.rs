@@ -1,0 +1,174 @@
+//! `ml_results`: one row per `(share_id, task_type)`, read by the gateway.
+
+use chrono::NaiveDateTime;
+use serde_json::Value;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::error::{Result, StorageError};
+use crate::store::Store;
+
+/// The `result_data.status` that marks a failure row. Any other status (or
+/// none) is a success, which a later failure must not overwrite.
+pub(crate) const FAILED_STATUS: &str = "failed";
+
+/// One task's outcome, as written to `ml_results`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlResult {
+    /// The share the task worked on.
+    pub share_id: Uuid,
+    /// `summarize_llm`, `transcription` or `embed_vectors` (CONTRACT.md 5).
+    pub task_type: String,
+    /// The JSON the gateway reads; failure rows carry `"status": "failed"`.
+    pub result_data: Value,
+    /// Model that produced the result.
+    pub model_version: Option<String>,
+    /// Wall time the task took.
+    pub processing_ms: Option<i32>,
+}
+
+/// An `ml_results` row as stored.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct StoredResult {
+    /// Row id.
+    pub id: Uuid,
+    /// The share.
+    pub share_id: Uuid,
+    /// Task type.
+    pub task_type: String,
+    /// Stored JSON.
+    pub result_data: Value,
+    /// Model that produced it.
+    pub model_version: Option<String>,
+    /// Wall time the task took.
+    pub processing_ms: Option<i32>,
+    /// When the row was last written (UTC, server clock).
+    pub created_at: NaiveDateTime,
+}
+
+impl Store {
+    /// Inserts or replaces the row for `(share_id, task_type)`.
+    ///
+    /// Successes always win: this overwrites an earlier failure as well as an
+    /// earlier success (a redelivered task writes the same row again).
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Database`]; transient when the database is
+    /// unavailable or a lock wait timed out.
+    pub async fn upsert_result(&self, result: &MlResult) -> Result<()> {
+        upsert_result(self.pool(), result).await
+    }
+
+    /// Records a failed task without ever replacing a success.
+    ///
+    /// `result_data` is stored with `"status": "failed"` (set here if the
+    /// caller did not). The row is written when there is none yet or the
+    /// existing one is itself a failure; an existing success (status other
+    /// than `failed`, or none) is kept. Returns whether a row was written.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Database`], as for [`upsert_result`](Self::upsert_result).
+    pub async fn record_failure(&self, result: &MlResult) -> Result<bool> {
+        let result_data = mark_failed(result.result_data.clone());
+        let outcome = sqlx::query(
+            "INSERT INTO ml_results
+                 (share_id, task_type, result_data, model_version, processing_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (share_id, task_type) DO UPDATE
+             SET result_data = EXCLUDED.result_data,
+                 model_version = EXCLUDED.model_version,
+                 processing_ms = EXCLUDED.processing_ms,
+                 created_at = now()
+             WHERE ml_results.result_data->>'status' IS NOT DISTINCT FROM $6",
+        )
+        .bind(result.share_id)
+        .bind(&result.task_type)
+        .bind(&result_data)
+        .bind(&result.model_version)
+        .bind(result.processing_ms)
+        .bind(FAILED_STATUS)
+        .execute(self.pool())
+        .await
+        .map_err(StorageError::database("recording a failed result"))?;
+        Ok(outcome.rows_affected() > 0)
+    }
+
+    /// Reads the row for `(share_id, task_type)`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Database`].
+    pub async fn get_result(
+        &self,
+        share_id: Uuid,
+        task_type: &str,
+    ) -> Result<Option<StoredResult>> {
+        sqlx::query_as(
+            "SELECT id, share_id, task_type::text, result_data, model_version::text,
+                    processing_ms, created_at
+             FROM ml_results WHERE share_id = $1 AND task_type = $2",
+        )
+        .bind(share_id)
+        .bind(task_type)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StorageError::database("reading a result"))
+    }
+}
+
+/// The success upsert, usable inside a caller's transaction.
+pub(crate) async fn upsert_result<'e>(
+    executor: impl PgExecutor<'e>,
+    result: &MlResult,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ml_results
+             (share_id, task_type, result_data, model_version, processing_ms)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (share_id, task_type) DO UPDATE
+         SET result_data = EXCLUDED.result_data,
+             model_version = EXCLUDED.model_version,
+             processing_ms = EXCLUDED.processing_ms,
+             created_at = now()",
+    )
+    .bind(result.share_id)
+    .bind(&result.task_type)
+    .bind(&result.result_data)
+    .bind(&result.model_version)
+    .bind(result.processing_ms)
+    .execute(executor)
+    .await
+    .map_err(StorageError::database("writing a result"))?;
+    Ok(())
+}
+
+/// Forces `status: "failed"` so the row is recognisable as a failure.
+fn mark_failed(data: Value) -> Value {
+    match data {
+        Value::Object(mut map) => {
+            map.insert("status".into(), Value::from(FAILED_STATUS));
+            Value::Object(map)
+        }
+        other => serde_json::json!({ "status": FAILED_STATUS, "error": other }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn failures_are_marked() {
+        assert_eq!(
+            mark_failed(json!({"error": "boom", "status": "FAILURE"})),
+            json!({"error": "boom", "status": "failed"})
+        );
+        assert_eq!(
+            mark_failed(json!("boom")),
+            json!({"error": "boom", "status": "failed"})
+        );
+    }
+}
