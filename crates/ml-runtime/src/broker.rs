@@ -47,7 +47,7 @@ pub(crate) async fn open(
 
 /// The exact arguments the gateway declares its queues with. Any other set
 /// makes RabbitMQ answer 406 PRECONDITION_FAILED, so never add to it.
-pub(crate) fn source_queue_arguments() -> FieldTable {
+pub fn source_queue_arguments() -> FieldTable {
     let mut arguments = FieldTable::default();
     arguments.insert(
         ShortString::from("x-queue-type"),
@@ -59,7 +59,10 @@ pub(crate) fn source_queue_arguments() -> FieldTable {
 
 /// Declares the exchange, each source queue bound by its own name, and each
 /// queue's dead-letter queue `<queue>.dead`.
-pub(crate) async fn declare_topology(channel: &Channel, queues: &[String]) -> Result<(), lapin::Error> {
+///
+/// # Errors
+/// When the broker refuses a declaration (e.g. 406 for different arguments).
+pub async fn declare_topology(channel: &Channel, queues: &[String]) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
             ShortString::from(EXCHANGE),
@@ -77,7 +80,11 @@ pub(crate) async fn declare_topology(channel: &Channel, queues: &[String]) -> Re
     };
     for queue in queues {
         channel
-            .queue_declare(ShortString::from(queue.as_str()), durable, source_queue_arguments())
+            .queue_declare(
+                ShortString::from(queue.as_str()),
+                durable,
+                source_queue_arguments(),
+            )
             .await?;
         channel
             .queue_bind(

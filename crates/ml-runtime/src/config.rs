@@ -95,10 +95,7 @@ impl std::fmt::Debug for RuntimeArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeArgs")
             .field("broker_url", &redact_url(&self.broker_url))
-            .field(
-                "result_backend",
-                &redact_url(self.result_backend_url()),
-            )
+            .field("result_backend", &redact_url(self.result_backend_url()))
             .field("result_expires_secs", &self.result_expires_secs)
             .field("track_started", &self.track_started)
             .field("concurrency", &self.concurrency)
@@ -145,8 +142,14 @@ mod tests {
             redact_url("amqp://guest:secret@rabbit:5672/%2f"),
             "amqp://guest:***@rabbit:5672/%2f"
         );
-        assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
-        assert_eq!(redact_url("redis://:pw@host:6379"), "redis://:***@host:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@host:6379"),
+            "redis://:***@host:6379"
+        );
         assert_eq!(redact_url("not a url"), "not a url");
     }
 }

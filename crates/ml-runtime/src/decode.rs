@@ -81,7 +81,10 @@ fn decode_gateway(body: Value) -> Result<Task, DecodeError> {
         ));
     };
     let id = object.get("id").and_then(Value::as_str).map(str::to_owned);
-    let name = object.get("task").and_then(Value::as_str).map(str::to_owned);
+    let name = object
+        .get("task")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let fail = |reason: String| DecodeError::new(reason).about(id.as_deref(), name.as_deref());
     let (Some(task_id), Some(task_name)) = (id.clone(), name.clone()) else {
         return Err(fail(
@@ -167,7 +170,10 @@ fn take_kwargs(value: Option<Value>) -> Result<Map<String, Value>, String> {
     match value {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(object)) => Ok(object),
-        Some(other) => Err(format!("`kwargs` must be a JSON object, got {}", kind(&other))),
+        Some(other) => Err(format!(
+            "`kwargs` must be a JSON object, got {}",
+            kind(&other)
+        )),
     }
 }
 
@@ -231,7 +237,9 @@ mod tests {
             _ => panic!("{path}: no body"),
         };
         let headers = value["headers"].as_object().cloned().unwrap_or_default();
-        let correlation = value["properties"]["correlation_id"].as_str().map(str::to_owned);
+        let correlation = value["properties"]["correlation_id"]
+            .as_str()
+            .map(str::to_owned);
         (body, headers, correlation)
     }
 
@@ -252,7 +260,10 @@ mod tests {
         assert_eq!(task.encoding, Encoding::Gateway);
         assert_eq!(task.name, "vector_service.tasks.generate_embeddings");
         assert_eq!(task.id, "c9d2e1f0-a3b4-4c5d-9e6f-7a8b9c0d1e2f");
-        assert_eq!(task.share_id_hint(), Some("6a1f0d0e-2b3c-4d5e-8f90-1a2b3c4d5e6f"));
+        assert_eq!(
+            task.share_id_hint(),
+            Some("6a1f0d0e-2b3c-4d5e-8f90-1a2b3c4d5e6f")
+        );
         assert_eq!(task.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(task.retries, 0);
         assert_eq!(task.eta, None);
@@ -264,12 +275,18 @@ mod tests {
             decode_fixture("embed-transcript.celery-v2.json").unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(task.encoding, Encoding::CeleryV2);
         assert_eq!(task.id, "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b");
-        assert_eq!(task.argument("content", 1).and_then(|c| c.get("type")), Some(&json!("transcript")));
+        assert_eq!(
+            task.argument("content", 1).and_then(|c| c.get("type")),
+            Some(&json!("transcript"))
+        );
     }
 
     #[test]
     fn every_good_fixture_decodes() {
-        let dir = format!("{}/../../tests/fixtures/messages", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!(
+            "{}/../../tests/fixtures/messages",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -283,7 +300,9 @@ mod tests {
 
     #[test]
     fn malformed_body_is_a_clear_error() {
-        let err = decode_fixture("bad-not-json.json").err().unwrap_or_else(|| panic!("decoded"));
+        let err = decode_fixture("bad-not-json.json")
+            .err()
+            .unwrap_or_else(|| panic!("decoded"));
         assert!(err.reason.contains("not valid JSON"), "{}", err.reason);
         assert_eq!(err.task_id, None);
     }
@@ -292,10 +311,17 @@ mod tests {
     fn wrong_shapes_keep_the_task_identity() {
         let body = serde_json::to_vec(&json!({"id": "t1", "task": "x", "args": {"no": 1}}))
             .unwrap_or_default();
-        let err = decode(&RawMessage { body: &body, ..RawMessage::default() })
-            .err()
-            .unwrap_or_else(|| panic!("decoded"));
-        assert!(err.reason.contains("`args` must be a JSON array"), "{}", err.reason);
+        let err = decode(&RawMessage {
+            body: &body,
+            ..RawMessage::default()
+        })
+        .err()
+        .unwrap_or_else(|| panic!("decoded"));
+        assert!(
+            err.reason.contains("`args` must be a JSON array"),
+            "{}",
+            err.reason
+        );
         assert_eq!(err.task_id.as_deref(), Some("t1"));
         assert_eq!(err.task_name.as_deref(), Some("x"));
     }
@@ -306,10 +332,18 @@ mod tests {
         headers.insert("task".into(), json!("t"));
         headers.insert("id".into(), json!("i"));
         let body = br#"{"args": []}"#;
-        let err = decode(&RawMessage { body, headers, ..RawMessage::default() })
-            .err()
-            .unwrap_or_else(|| panic!("decoded"));
-        assert!(err.reason.contains("[args, kwargs, embed]"), "{}", err.reason);
+        let err = decode(&RawMessage {
+            body,
+            headers,
+            ..RawMessage::default()
+        })
+        .err()
+        .unwrap_or_else(|| panic!("decoded"));
+        assert!(
+            err.reason.contains("[args, kwargs, embed]"),
+            "{}",
+            err.reason
+        );
     }
 
     #[test]

@@ -31,8 +31,12 @@ fn value_to_json(value: &AMQPValue) -> Value {
             Number::from_f64(scaled).map_or(Value::Null, Value::Number)
         }
         AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
-        AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b.as_slice()).into_owned()),
+        AMQPValue::LongString(s) => {
+            Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned())
+        }
+        AMQPValue::ByteArray(b) => {
+            Value::String(String::from_utf8_lossy(b.as_slice()).into_owned())
+        }
         AMQPValue::FieldArray(items) => {
             Value::Array(items.as_slice().iter().map(value_to_json).collect())
         }

@@ -72,7 +72,11 @@ impl Readiness {
                 problems.push(format!("{}: {reason}", check.name()));
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! | [`headers`] | AMQP field tables to and from JSON |
 //! | [`handler`] | the [`Handler`] trait and the task-name [`Router`] |
 //! | [`error`] | [`TaskError`] (retry or dead-letter) and [`RuntimeError`] |
-//! | `broker` | connecting with backoff, declaring the contract's topology |
+//! | [`broker`] | connecting with backoff, declaring the contract's topology |
 //! | `publisher` | confirmed publishing of retries and dead-letters |
 //! | `worker` | the consume loop: prefetch, reconnects, graceful drain |
 //! | `process` | one delivery's life: eta/expires, run, retry, dead-letter, late ack |
@@ -22,6 +22,7 @@
 //! | [`shutdown`] | one token fired by SIGTERM or Ctrl-C |
 //! | [`telemetry`] | JSON logging set-up |
 
+pub mod broker;
 pub mod config;
 pub mod error;
 pub mod handler;
@@ -34,7 +35,6 @@ pub mod task;
 pub mod telemetry;
 
 mod backoff;
-mod broker;
 mod decode;
 
 mod process;

@@ -17,8 +17,7 @@ pub const ERROR_TYPES: [&str; 4] = ["decode", "invalid_arguments", "permanent", 
 
 /// Buckets for task and model durations in seconds (10 ms to 30 min).
 const DURATION_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-    1800.0,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
 /// All metrics of one worker process.
@@ -89,7 +88,10 @@ impl Metrics {
             )?,
             worker_busy: register(
                 &registry,
-                Gauge::new("celery_worker_busy", "Tasks in flight divided by concurrency.")?,
+                Gauge::new(
+                    "celery_worker_busy",
+                    "Tasks in flight divided by concurrency.",
+                )?,
             )?,
             tasks: counter_vec(
                 &registry,
@@ -165,16 +167,19 @@ impl Metrics {
             worker_info: register(
                 &registry,
                 IntGaugeVec::new(
-                    Opts::new("ml_worker_info", "Constant 1, labelled with the worker's build."),
+                    Opts::new(
+                        "ml_worker_info",
+                        "Constant 1, labelled with the worker's build.",
+                    ),
                     &["worker_type", "version", "model"],
                 )?,
             )?,
             worker_type: worker_type.to_owned(),
             registry,
         };
-        metrics
-            .registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        metrics.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         for direction in ["input", "output"] {
             metrics.tokens_processed.with_label_values(&[direction]);
         }
@@ -195,11 +200,14 @@ impl Metrics {
             }
             self.dead_lettered.with_label_values(&[queue]);
             for status in STATUSES {
-                self.tasks.with_label_values(&[task, status, self.worker_type.as_str()]);
+                self.tasks
+                    .with_label_values(&[task, status, self.worker_type.as_str()]);
             }
-            self.task_duration.with_label_values(&[task, self.worker_type.as_str()]);
+            self.task_duration
+                .with_label_values(&[task, self.worker_type.as_str()]);
             for error_type in ERROR_TYPES {
-                self.task_errors.with_label_values(&[task, error_type, self.worker_type.as_str()]);
+                self.task_errors
+                    .with_label_values(&[task, error_type, self.worker_type.as_str()]);
             }
         }
         self.model_latency.with_label_values(&[model]);

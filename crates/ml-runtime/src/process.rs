@@ -143,8 +143,14 @@ impl Delivered<'_> {
                 .task_errors
                 .with_label_values(&[label, "decode", self.context.metrics.worker_type()])
                 .inc();
-            self.dead_letter(Some(&task.id), Some(&task.name), task.retries, &reason, "NotRegistered")
-                .await;
+            self.dead_letter(
+                Some(&task.id),
+                Some(&task.name),
+                task.retries,
+                &reason,
+                "NotRegistered",
+            )
+            .await;
             return;
         };
         if task.is_expired(Utc::now()) {
@@ -176,7 +182,12 @@ impl Delivered<'_> {
         self.update_busy();
         if self.context.track_started {
             let started = json!({"pid": std::process::id()});
-            if let Err(error) = self.context.results.store(&task.id, TaskState::Started, started, None).await {
+            if let Err(error) = self
+                .context
+                .results
+                .store(&task.id, TaskState::Started, started, None)
+                .await
+            {
                 tracing::warn!(%error, "could not record STARTED");
             }
         }
@@ -202,7 +213,10 @@ impl Delivered<'_> {
             Ok(()) => {
                 if self.ack().await {
                     self.count_outcome(label, "success");
-                    metrics.task_succeeded.with_label_values(&[self.queue, label]).inc();
+                    metrics
+                        .task_succeeded
+                        .with_label_values(&[self.queue, label])
+                        .inc();
                     tracing::info!(duration_ms, "task succeeded");
                 }
             }
@@ -223,7 +237,11 @@ impl Delivered<'_> {
     }
 
     async fn retry(&self, task: &Task, error: &TaskError, duration_ms: u64) {
-        let delay = backoff::delay(task.retries, self.context.retry_base, self.context.retry_max);
+        let delay = backoff::delay(
+            task.retries,
+            self.context.retry_base,
+            self.context.retry_max,
+        );
         let eta = Utc::now() + delay;
         if let Err(publish_error) = self
             .publisher
@@ -246,7 +264,11 @@ impl Delivered<'_> {
         if self.ack().await {
             let label = self.task_label(Some(&task.name));
             self.count_outcome(label, "retry");
-            self.context.metrics.task_retried.with_label_values(&[self.queue, label]).inc();
+            self.context
+                .metrics
+                .task_retried
+                .with_label_values(&[self.queue, label])
+                .inc();
             tracing::warn!(
                 %error,
                 duration_ms,
@@ -259,7 +281,10 @@ impl Delivered<'_> {
 
     async fn fail(&self, task: &Task, handler: &dyn Handler, error: &TaskError, duration_ms: u64) {
         let reason = if error.is_transient() {
-            format!("retries exhausted after {} attempts: {error}", task.retries + 1)
+            format!(
+                "retries exhausted after {} attempts: {error}",
+                task.retries + 1
+            )
         } else {
             error.to_string()
         };
@@ -300,7 +325,12 @@ impl Delivered<'_> {
         }
         if let Some(id) = task_id {
             let meta = exception(exc_type, "builtins", reason);
-            if let Err(error) = self.context.results.store(id, TaskState::Failure, meta, None).await {
+            if let Err(error) = self
+                .context
+                .results
+                .store(id, TaskState::Failure, meta, None)
+                .await
+            {
                 tracing::warn!(%error, "could not record FAILURE");
             }
         }
@@ -308,7 +338,10 @@ impl Delivered<'_> {
             let label = self.task_label(task_name);
             self.count_outcome(label, "failure");
             let metrics = &self.context.metrics;
-            metrics.task_failed.with_label_values(&[self.queue, label]).inc();
+            metrics
+                .task_failed
+                .with_label_values(&[self.queue, label])
+                .inc();
             metrics.dead_lettered.with_label_values(&[self.queue]).inc();
             tracing::warn!(%reason, dead_letter_queue = %format!("{}{}", self.queue, crate::DEAD_LETTER_SUFFIX), "message dead-lettered");
         }
@@ -316,7 +349,12 @@ impl Delivered<'_> {
 
     async fn revoke(&self, task: &Task) {
         let meta = exception("TaskRevokedError", "celery.exceptions", "expired");
-        if let Err(error) = self.context.results.store(&task.id, TaskState::Revoked, meta, None).await {
+        if let Err(error) = self
+            .context
+            .results
+            .store(&task.id, TaskState::Revoked, meta, None)
+            .await
+        {
             tracing::warn!(%error, "could not record REVOKED; returning the task to the queue");
             self.requeue().await;
             return;
@@ -336,7 +374,10 @@ impl Delivered<'_> {
             return true;
         };
         let hold = wait.min(self.context.max_eta_hold);
-        tracing::info!(wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "eta in the future; holding the task");
+        tracing::info!(
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "eta in the future; holding the task"
+        );
         tokio::select! {
             () = tokio::time::sleep(hold) => {}
             () = self.context.shutdown.cancelled() => {
@@ -347,7 +388,11 @@ impl Delivered<'_> {
         if hold == wait {
             return true;
         }
-        match self.publisher.schedule(task, self.queue, task.retries, eta).await {
+        match self
+            .publisher
+            .schedule(task, self.queue, task.retries, eta)
+            .await
+        {
             Ok(()) => {
                 self.ack().await;
             }
@@ -409,4 +454,3 @@ impl Delivered<'_> {
         self.context.metrics.worker_busy.set(busy);
     }
 }
-

@@ -67,9 +67,15 @@ impl Publisher {
         );
         headers.insert(
             "expires".into(),
-            json!(task.expires.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, false))),
+            json!(
+                task.expires
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, false))
+            ),
         );
-        headers.insert("root_id".into(), json!(task.root_id.as_deref().unwrap_or(&task.id)));
+        headers.insert(
+            "root_id".into(),
+            json!(task.root_id.as_deref().unwrap_or(&task.id)),
+        );
         headers.insert("parent_id".into(), json!(task.parent_id));
         headers.insert("group".into(), Value::Null);
         headers.insert("timelimit".into(), json!([null, null]));

@@ -1,6 +1,6 @@
 //! One cancellation token, fired by SIGTERM or Ctrl-C.
 
-use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::CancellationToken;
 
 /// Returns a token that is cancelled when the process receives SIGTERM or
 /// SIGINT. Everything that must stop on shutdown watches a clone of it.

@@ -95,7 +95,10 @@ mod tests {
 
     #[test]
     fn arguments_come_from_kwargs_then_args() {
-        let t = task(json!(["a-share", {"text": "x"}]), json!({"content": {"text": "y"}}));
+        let t = task(
+            json!(["a-share", {"text": "x"}]),
+            json!({"content": {"text": "y"}}),
+        );
         assert_eq!(t.argument("share_id", 0), Some(&json!("a-share")));
         assert_eq!(t.argument("content", 1), Some(&json!({"text": "y"})));
         assert_eq!(t.argument("options", 2), None);

@@ -136,7 +136,12 @@ impl Worker {
         let mut streams = Vec::new();
         let mut tags = Vec::new();
         for queue in &self.spec.queues {
-            let tag = format!("{}-{}-{}", self.spec.name, queue, uuid::Uuid::new_v4().simple());
+            let tag = format!(
+                "{}-{}-{}",
+                self.spec.name,
+                queue,
+                uuid::Uuid::new_v4().simple()
+            );
             let consumer = session
                 .consumer
                 .basic_consume(
@@ -148,7 +153,11 @@ impl Worker {
                 .await?;
             tags.push(tag);
             let queue = queue.clone();
-            streams.push(consumer.map(move |delivery| (queue.clone(), delivery)).boxed());
+            streams.push(
+                consumer
+                    .map(move |delivery| (queue.clone(), delivery))
+                    .boxed(),
+            );
         }
         let mut deliveries = futures::stream::select_all(streams);
         self.readiness.set_broker(true);
@@ -192,7 +201,11 @@ impl Worker {
     async fn drain(&self, tracker: &TaskTracker) {
         tracker.close();
         let grace = self.args.shutdown_timeout();
-        tracing::info!(in_flight = tracker.len(), grace_secs = grace.as_secs(), "draining in-flight tasks");
+        tracing::info!(
+            in_flight = tracker.len(),
+            grace_secs = grace.as_secs(),
+            "draining in-flight tasks"
+        );
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(
                 unfinished = tracker.len(),

@@ -1,0 +1,245 @@
+//! Per-task overhead of the runtime against a stock Python Celery 5 worker,
+//! measured in the same run on the same broker, queue type and Redis.
+//!
+//! Both drain the same N no-op tasks (decode, Redis result write, late ack)
+//! from a pre-loaded quorum queue with concurrency 2; the drain rate is taken
+//! from the first to the last result's `date_done`, so start-up and
+//! publishing are excluded for both. Then the vector-worker binary is timed
+//! from process start to `/readyz` = 200, and its peak RSS read after it
+//! embedded a few tasks.
+//!
+//! Run: `scripts/bench` (builds the release binary, then
+//! `cargo bench --bench runtime_throughput`). Needs scripts/setup.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use ml_runtime::{
+    Handler, Metrics, Readiness, ResultBackend, Router, RuntimeArgs, Task, TaskError, Worker,
+    WorkerSpec,
+};
+use ml_testkit::{TestBroker, WorkerProcess, env};
+use serde_json::{Value, json};
+
+const TASKS: usize = 2000;
+const NOOP: &str = "bench.noop";
+
+struct Noop;
+
+#[async_trait]
+impl Handler for Noop {
+    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
+        Ok(json!({"status": "completed", "share_id": task.argument("share_id", 0)}))
+    }
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// Publishes `TASKS` no-op tasks in Celery protocol 2 to a fresh queue.
+async fn load_queue(broker: &TestBroker, queue: &str) -> Result<Vec<String>> {
+    broker.declare_queue(queue).await?;
+    let mut ids = Vec::with_capacity(TASKS);
+    for _ in 0..TASKS {
+        let id = uuid::Uuid::new_v4().to_string();
+        broker
+            .publish_celery_task(queue, &id, NOOP, json!({"share_id": uuid::Uuid::new_v4()}))
+            .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Waits until every task has a SUCCESS result, then returns the drain rate
+/// from the first to the last `date_done`.
+async fn drain_rate(ids: &[String], timeout: Duration) -> Result<f64> {
+    let client = redis::Client::open(env::redis_url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| format!("celery-task-meta-{id}"))
+            .collect();
+        let metas: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut connection)
+            .await?;
+        let done: Vec<DateTime<Utc>> = metas
+            .iter()
+            .flatten()
+            .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+            .filter(|meta| meta["status"] == "SUCCESS")
+            .filter_map(|meta| {
+                meta["date_done"]
+                    .as_str()
+                    .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+            })
+            .map(|d| d.with_timezone(&Utc))
+            .collect();
+        if done.len() == ids.len() {
+            let first = done.iter().min().context("no results")?;
+            let last = done.iter().max().context("no results")?;
+            let seconds = (*last - *first).as_seconds_f64().max(1e-6);
+            #[allow(clippy::cast_precision_loss)]
+            return Ok((ids.len() - 1) as f64 / seconds);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {}/{} tasks finished",
+            done.len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn bench_runtime(broker: &TestBroker) -> Result<f64> {
+    let queue = TestBroker::unique_queue("bench.runtime");
+    let ids = load_queue(broker, &queue).await?;
+    let cli = Cli::parse_from(["bench", "--concurrency", "2", "--log-level", "warn"]);
+    let results = ResultBackend::connect(&env::redis_url(), Duration::from_secs(600)).await?;
+    let metrics = Arc::new(Metrics::new("bench")?);
+    let shutdown = ml_runtime::shutdown::CancellationToken::new();
+    let spec = WorkerSpec {
+        name: "bench".into(),
+        queues: vec![queue.clone()],
+        router: Router::new().route(NOOP, Arc::new(Noop)),
+    };
+    let worker = Worker::new(
+        cli.runtime,
+        spec,
+        results,
+        metrics,
+        Readiness::default(),
+        shutdown.clone(),
+    );
+    let running = tokio::spawn(worker.run());
+    let rate = drain_rate(&ids, Duration::from_secs(300)).await;
+    shutdown.cancel();
+    running.await??;
+    broker.delete(&queue).await;
+    rate
+}
+
+async fn bench_celery(broker: &TestBroker) -> Result<f64> {
+    let queue = TestBroker::unique_queue("bench.celery");
+    let ids = load_queue(broker, &queue).await?;
+    let peers = env::repo_root().join("benches/peers");
+    let celery = env::python().with_file_name("celery");
+    let mut child: Child = Command::new(&celery)
+        .args([
+            "-A",
+            "celery_noop_worker",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            "2",
+            "-Q",
+            &queue,
+        ])
+        .args([
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "WARNING",
+        ])
+        .current_dir(&peers)
+        .env("BENCH_QUEUE", &queue)
+        .env("CELERY_BROKER_URL", env::broker_url())
+        .env("REDIS_URL", env::redis_url())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} (run scripts/setup)", celery.display()))?;
+    let rate = drain_rate(&ids, Duration::from_secs(600)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    broker.delete(&queue).await;
+    rate
+}
+
+/// Start-up time to `/readyz` and peak RSS of the release vector-worker.
+async fn bench_vector_worker(broker: &TestBroker) -> Result<(Duration, u64)> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| env::repo_root().join("target"), std::path::PathBuf::from);
+    let binary = target.join("release/vector-worker");
+    anyhow::ensure!(
+        binary.exists(),
+        "{} missing: cargo build --release --bin vector-worker",
+        binary.display()
+    );
+    let queue = TestBroker::unique_queue("bench.embed");
+    let started = Instant::now();
+    let mut worker = WorkerProcess::spawn(
+        &binary,
+        &queue,
+        &[("LOG_LEVEL", "warn,ml_runtime::health=info")],
+    )?;
+    worker.wait_ready(Duration::from_secs(60)).await?;
+    let to_ready = started.elapsed();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = uuid::Uuid::new_v4().to_string();
+        let text = format!("Benchmark caption number {i} about sourdough, rust and rabbits.");
+        broker
+            .publish_celery_task(
+                &queue,
+                &id,
+                "vector_service.tasks.generate_embeddings",
+                json!({"share_id": uuid::Uuid::new_v4(), "content": {"text": text}}),
+            )
+            .await?;
+        ids.push(id);
+    }
+    drain_rate(&ids, Duration::from_secs(120)).await?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", worker.pid()))?;
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmHWM")?;
+    broker.delete(&queue).await;
+    Ok((to_ready, peak_kib * 1024))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("runtime_throughput: run with `cargo bench` (skipped under cargo test)");
+        return Ok(());
+    }
+    let broker = TestBroker::connect().await?;
+    println!(
+        "draining {TASKS} no-op tasks from a quorum queue, concurrency 2, Redis results, late ack"
+    );
+    let celery = bench_celery(&broker).await?;
+    println!("  python celery 5 (prefork):  {celery:>9.1} tasks/s");
+    let ours = bench_runtime(&broker).await?;
+    println!("  ml-runtime (rust):          {ours:>9.1} tasks/s");
+    println!(
+        "  ratio:                      {:>9.1}x  (goal >= 20x)",
+        ours / celery
+    );
+    let (to_ready, peak) = bench_vector_worker(&broker).await?;
+    println!(
+        "vector-worker (release): start to /readyz = 200 in {:.2} s (goal < 2 s)",
+        to_ready.as_secs_f64()
+    );
+    println!(
+        "vector-worker (release): peak RSS {:.1} MiB after 20 embed tasks",
+        peak as f64 / 1048576.0
+    );
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! Test support shared by the workers' integration tests and benchmarks.
+//!
+//! Everything talks to the real services named by the environment that
+//! `scripts/test` exports (`CELERY_BROKER_URL`, `DATABASE_URL`, `REDIS_URL`,
+//! `MODELS_DIR`, `ML_WORKERS_PYTHON`), with local defaults.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`env`] | service addresses and paths |
+//! | [`fixture`] | the example messages in `tests/fixtures/messages` |
+//! | [`broker`] | publishing, reading and cleaning test queues |
+//! | [`process`] | a worker binary run as a child process, its logs and endpoints |
+//! | [`wait`] | polling until a condition holds, with a deadline |
+
+pub mod broker;
+pub mod env;
+pub mod fixture;
+pub mod process;
+pub mod wait;
+
+pub use broker::TestBroker;
+pub use fixture::Fixture;
+pub use process::WorkerProcess;

@@ -1,0 +1,66 @@
+//! The vector-worker's settings: every flag has an environment name
+//! (`--help` lists all, with defaults).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use ml_runtime::RuntimeArgs;
+use ml_storage::DatabaseArgs;
+
+/// Embeds text with a local BERT model and stores vectors in PostgreSQL + pgvector.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "vector-worker", version, about)]
+pub struct Config {
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Port of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "PROMETHEUS_METRICS_PORT", default_value_t = 9093)]
+    pub metrics_port: u16,
+
+    /// Queue to consume.
+    #[arg(long, env = "EMBED_QUEUE", default_value = "ml.embed")]
+    pub queue: String,
+
+    /// Folder holding the models (`$HOME/.cache/ml-workers/models` when unset).
+    #[arg(long, env = "MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+
+    /// Name of the embedding model's folder inside MODELS_DIR.
+    #[arg(long, env = "EMBEDDING_MODEL", default_value = "all-MiniLM-L6-v2")]
+    pub embedding_model: String,
+
+    /// Explicit path of a sentence-transformers BERT model folder; overrides
+    /// MODELS_DIR/EMBEDDING_MODEL.
+    #[arg(long, env = "EMBEDDING_MODEL_PATH")]
+    pub embedding_model_path: Option<PathBuf>,
+
+    /// Tokens per chunk at most (default and ceiling: the model's limit).
+    #[arg(long, env = "EMBED_CHUNK_MAX_TOKENS")]
+    pub chunk_max_tokens: Option<usize>,
+
+    /// Window size in tokens of the `fixed` chunk strategy.
+    #[arg(long, env = "EMBED_CHUNK_SIZE", default_value_t = 200)]
+    pub chunk_size: usize,
+
+    /// Tokens shared by consecutive `fixed` chunks.
+    #[arg(long, env = "EMBED_CHUNK_OVERLAP", default_value_t = 40)]
+    pub chunk_overlap: usize,
+}
+
+impl Config {
+    /// Where the embedding model is loaded from.
+    pub fn model_path(&self) -> PathBuf {
+        if let Some(path) = &self.embedding_model_path {
+            return path.clone();
+        }
+        let models_dir = self.models_dir.clone().unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+            home.join(".cache/ml-workers/models")
+        });
+        models_dir.join(&self.embedding_model)
+    }
+}

@@ -1,0 +1,378 @@
+//! The embed tasks: clean, skip junk, chunk, embed, and store the vectors
+//! and the `ml_results` row in one transaction per share.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+use ml_embedding::{
+    Chunk, ChunkConfig, ChunkStrategy, ContentType, clean, content_hash, skip_reason,
+    transcript_text,
+};
+use ml_runtime::{Handler, Metrics, Task, TaskError};
+use ml_storage::{EmbeddingRow, EmbeddingSet, MlResult, StorageError, Store};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::request::EmbedRequest;
+use crate::service::EmbedService;
+
+/// Task name of a single embedding request.
+pub const EMBED_TASK: &str = "vector_service.tasks.generate_embeddings";
+/// Task name of a batch of embedding requests.
+pub const EMBED_BATCH_TASK: &str = "vector_service.tasks.generate_embeddings_batch";
+/// `ml_results.task_type` this worker writes (CONTRACT section 5).
+pub const TASK_TYPE: &str = "embed_vectors";
+
+/// Serves both embed task names.
+pub struct EmbedHandler {
+    service: EmbedService,
+    store: Store,
+    metrics: Arc<Metrics>,
+    chunking: ChunkConfig,
+}
+
+/// A request after clean-up: either chunks to embed or a reason to skip.
+enum Prepared {
+    Chunks {
+        request: EmbedRequest,
+        chunks: Vec<Chunk>,
+    },
+    Skipped {
+        request: EmbedRequest,
+        reason: &'static str,
+    },
+}
+
+impl EmbedHandler {
+    /// A handler embedding with `service` and storing into `store`.
+    pub fn new(
+        service: EmbedService,
+        store: Store,
+        metrics: Arc<Metrics>,
+        chunking: ChunkConfig,
+    ) -> Self {
+        Self {
+            service,
+            store,
+            metrics,
+            chunking,
+        }
+    }
+
+    /// Runs the whole pipeline for `requests`, embedding every chunk of every
+    /// request in the same forward passes. Returns one Redis summary each.
+    async fn embed_requests(&self, requests: Vec<EmbedRequest>) -> Result<Vec<Value>, TaskError> {
+        let started = Instant::now();
+        let prepared = self.prepare(requests).await?;
+        let texts: Vec<String> = prepared
+            .iter()
+            .flat_map(|p| match p {
+                Prepared::Chunks { chunks, .. } => chunks.iter().map(|c| c.text.clone()).collect(),
+                Prepared::Skipped { .. } => Vec::new(),
+            })
+            .collect();
+        let mut vectors = self.service.embed(texts).await?.into_iter();
+        let mut summaries = Vec::with_capacity(prepared.len());
+        for item in prepared {
+            let processing_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+            let summary = match item {
+                Prepared::Chunks { request, chunks } => {
+                    let vectors: Vec<Vec<f32>> = vectors.by_ref().take(chunks.len()).collect();
+                    self.store_vectors(&request, &chunks, vectors, processing_ms)
+                        .await?
+                }
+                Prepared::Skipped { request, reason } => {
+                    self.store_skip(&request, reason, processing_ms).await?
+                }
+            };
+            summaries.push(summary);
+        }
+        Ok(summaries)
+    }
+
+    /// Cleans, applies the skip rules and chunks, on a blocking thread
+    /// (tokenising long texts is CPU work).
+    async fn prepare(&self, requests: Vec<EmbedRequest>) -> Result<Vec<Prepared>, TaskError> {
+        let embedder = self.service.embedder().clone();
+        let chunking = self.chunking.clone();
+        tokio::task::spawn_blocking(move || {
+            requests
+                .into_iter()
+                .map(|mut request| {
+                    if let Some(segments) = request.segments.as_mut() {
+                        for segment in segments.iter_mut() {
+                            segment.text = clean(&segment.text, ContentType::Transcript);
+                        }
+                    }
+                    // Transcript chunks index the joined segments, so that
+                    // text is the one stored and measured.
+                    let cleaned = match (&request.segments, request.chunk_strategy) {
+                        (Some(segments), ChunkStrategy::Transcript) => transcript_text(segments),
+                        _ => clean(&request.text, request.content_type),
+                    };
+                    if let Some(reason) = skip_reason(&cleaned) {
+                        return Ok(Prepared::Skipped { request, reason });
+                    }
+                    let chunks = ml_embedding::chunk(
+                        &cleaned,
+                        request.chunk_strategy,
+                        request.segments.as_deref(),
+                        embedder.as_ref(),
+                        &chunking,
+                    )
+                    .map_err(|e| TaskError::Permanent(format!("chunking failed: {e}")))?;
+                    if chunks.is_empty() {
+                        return Ok(Prepared::Skipped {
+                            request,
+                            reason: "no text left after clean-up",
+                        });
+                    }
+                    request.text = cleaned;
+                    Ok(Prepared::Chunks { request, chunks })
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| TaskError::Permanent(format!("text preparation crashed: {e}")))?
+    }
+
+    async fn store_vectors(
+        &self,
+        request: &EmbedRequest,
+        chunks: &[Chunk],
+        vectors: Vec<Vec<f32>>,
+        processing_ms: i32,
+    ) -> Result<Value, TaskError> {
+        let model = self.service.embedder().model_name().to_owned();
+        let dimensions = self.service.embedder().dimension();
+        let total = chunks.len();
+        let total_tokens: usize = chunks.iter().map(|c| c.token_count).sum();
+        let rows: Vec<EmbeddingRow> = chunks
+            .iter()
+            .zip(vectors)
+            .map(|(chunk, embedding)| EmbeddingRow {
+                chunk_index: to_i32(chunk.index),
+                total_chunks: to_i32(total),
+                embedding,
+                content_hash: content_hash(&chunk.text),
+                chunk_text: chunk.text.clone(),
+                start_offset: Some(to_i32(chunk.start_offset)),
+                end_offset: Some(to_i32(chunk.end_offset)),
+                start_time: chunk.start_time,
+                end_time: chunk.end_time,
+                token_count: to_i32(chunk.token_count),
+                metadata: Value::Object(request.metadata.clone()),
+            })
+            .collect();
+        let chunk_summaries: Vec<Value> = rows
+            .iter()
+            .map(|row| {
+                json!({
+                    "chunk_index": row.chunk_index,
+                    "total_chunks": row.total_chunks,
+                    "token_count": row.token_count,
+                    "start_offset": row.start_offset,
+                    "end_offset": row.end_offset,
+                    "start_time": row.start_time,
+                    "end_time": row.end_time,
+                    "content_hash": row.content_hash,
+                })
+            })
+            .collect();
+        let result_data = json!({
+            "status": "completed",
+            "embeddings_count": rows.len(),
+            "model": model,
+            "dimensions": dimensions,
+            "total_tokens": total_tokens,
+            "chunks": chunk_summaries,
+            "embedding_type": request.embedding_type,
+            "content_type": request.content_type.as_str(),
+            "chunk_strategy": request.chunk_strategy.as_str(),
+            "requested_model": request.requested_model,
+            "processed_at": now(),
+        });
+        let set = EmbeddingSet {
+            share_id: request.share_id,
+            embedding_type: request.embedding_type.clone(),
+            content_type: request.content_type.as_str().to_owned(),
+            chunk_key: request.chunk_key.clone(),
+        };
+        let result = MlResult {
+            share_id: request.share_id,
+            task_type: TASK_TYPE.to_owned(),
+            result_data,
+            model_version: Some(model.clone()),
+            processing_ms: Some(processing_ms),
+        };
+        self.store
+            .replace_embeddings(&set, &model, &rows, &result)
+            .await
+            .map_err(storage_error)?;
+        self.metrics.embeddings_generated.inc_by(rows.len() as u64);
+        self.metrics
+            .tokens_processed
+            .with_label_values(&["input"])
+            .inc_by(total_tokens as u64);
+        tracing::info!(share_id = %request.share_id, embeddings = rows.len(), total_tokens, "vectors stored");
+        Ok(json!({
+            "share_id": request.share_id,
+            "status": "completed",
+            "embeddings_count": rows.len(),
+            "model": model,
+            "dimensions": dimensions,
+            "total_tokens": total_tokens,
+        }))
+    }
+
+    /// Records junk input as `skipped` (never over an earlier success).
+    async fn store_skip(
+        &self,
+        request: &EmbedRequest,
+        reason: &str,
+        processing_ms: i32,
+    ) -> Result<Value, TaskError> {
+        let model = self.service.embedder().model_name().to_owned();
+        let result = MlResult {
+            share_id: request.share_id,
+            task_type: TASK_TYPE.to_owned(),
+            result_data: json!({
+                "status": "skipped",
+                "reason": reason,
+                "embeddings_count": 0,
+                "model": model,
+                "dimensions": self.service.embedder().dimension(),
+                "total_tokens": 0,
+                "chunks": [],
+                "embedding_type": request.embedding_type,
+                "content_type": request.content_type.as_str(),
+                "processed_at": now(),
+            }),
+            model_version: Some(model),
+            processing_ms: Some(processing_ms),
+        };
+        self.store
+            .record_failure(&result)
+            .await
+            .map_err(storage_error)?;
+        tracing::info!(share_id = %request.share_id, reason, "input skipped");
+        Ok(
+            json!({"share_id": request.share_id, "status": "skipped", "reason": reason, "embeddings_count": 0}),
+        )
+    }
+
+    async fn handle_batch(&self, task: &Task) -> Result<Value, TaskError> {
+        let Some(Value::Array(items)) = task.argument("tasks", 0) else {
+            return Err(TaskError::InvalidArguments(
+                "tasks must be a list of {share_id, content, options}".into(),
+            ));
+        };
+        let mut valid = Vec::new();
+        let mut rejected = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            match EmbedRequest::from_batch_item(item) {
+                Ok(request) => valid.push(request),
+                Err(error) => {
+                    tracing::warn!(index, %error, "batch item rejected");
+                    rejected.push(
+                        json!({"index": index, "status": "failed", "error": error.to_string()}),
+                    );
+                }
+            }
+        }
+        if valid.is_empty() {
+            return Err(TaskError::InvalidArguments(format!(
+                "no valid item in the batch of {}: {}",
+                items.len(),
+                Value::Array(rejected)
+            )));
+        }
+        let succeeded = self.embed_requests(valid).await?;
+        Ok(json!({
+            "status": if rejected.is_empty() { "completed" } else { "partial" },
+            "succeeded": succeeded.len(),
+            "failed": rejected.len(),
+            "results": succeeded,
+            "errors": rejected,
+        }))
+    }
+
+    /// Share ids a task is about, for recording failures.
+    fn share_ids(task: &Task) -> Vec<Uuid> {
+        let parse = |value: Option<&Value>| {
+            value
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+        };
+        if task.name == EMBED_BATCH_TASK {
+            let Some(Value::Array(items)) = task.argument("tasks", 0) else {
+                return Vec::new();
+            };
+            items
+                .iter()
+                .filter_map(|item| parse(item.get("share_id").or_else(|| item.get("shareId"))))
+                .collect()
+        } else {
+            parse(
+                task.share_id_hint()
+                    .map(|_| {
+                        task.argument("share_id", 0)
+                            .or_else(|| task.kwargs.get("shareId"))
+                    })
+                    .flatten(),
+            )
+            .into_iter()
+            .collect()
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for EmbedHandler {
+    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
+        if task.name == EMBED_BATCH_TASK {
+            return self.handle_batch(task).await;
+        }
+        let request = EmbedRequest::from_task(task)?;
+        let mut summaries = self.embed_requests(vec![request]).await?;
+        Ok(summaries.pop().unwrap_or(Value::Null))
+    }
+
+    async fn on_failure(&self, task: &Task, error: &TaskError) {
+        for share_id in Self::share_ids(task) {
+            let failure = MlResult {
+                share_id,
+                task_type: TASK_TYPE.to_owned(),
+                result_data: json!({
+                    "status": "failed",
+                    "error": error.to_string(),
+                    "task_id": task.id,
+                    "processed_at": now(),
+                }),
+                model_version: Some(self.service.embedder().model_name().to_owned()),
+                processing_ms: None,
+            };
+            if let Err(store_error) = self.store.record_failure(&failure).await {
+                tracing::warn!(%share_id, %store_error, "could not record the failure");
+            }
+        }
+    }
+}
+
+fn storage_error(error: StorageError) -> TaskError {
+    if error.is_transient() {
+        TaskError::Transient(format!("database: {error}"))
+    } else {
+        TaskError::Permanent(format!("database: {error}"))
+    }
+}
+
+fn to_i32(value: usize) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
