@@ -10,16 +10,22 @@ pub struct RuntimeArgs {
     #[arg(
         long,
         env = "CELERY_BROKER_URL",
+        hide_env_values = true,
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub broker_url: String,
 
     /// Redis URL of the Celery result backend (falls back to REDIS_URL).
-    #[arg(long, env = "CELERY_RESULT_BACKEND")]
+    #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true)]
     pub result_backend: Option<String>,
 
     /// Redis URL, used for results when CELERY_RESULT_BACKEND is unset.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379/0"
+    )]
     pub redis_url: String,
 
     /// Seconds a task result stays in Redis.

@@ -96,7 +96,7 @@ impl EmbedHandler {
     /// (tokenising long texts is CPU work).
     async fn prepare(&self, requests: Vec<EmbedRequest>) -> Result<Vec<Prepared>, TaskError> {
         let embedder = self.service.embedder().clone();
-        let chunking = self.chunking.clone();
+        let chunking = self.chunking;
         tokio::task::spawn_blocking(move || {
             requests
                 .into_iter()
@@ -315,16 +315,10 @@ impl EmbedHandler {
                 .filter_map(|item| parse(item.get("share_id").or_else(|| item.get("shareId"))))
                 .collect()
         } else {
-            parse(
-                task.share_id_hint()
-                    .map(|_| {
-                        task.argument("share_id", 0)
-                            .or_else(|| task.kwargs.get("shareId"))
-                    })
-                    .flatten(),
-            )
-            .into_iter()
-            .collect()
+            task.share_id_hint()
+                .and_then(|text| Uuid::parse_str(text).ok())
+                .into_iter()
+                .collect()
         }
     }
 }

@@ -5,7 +5,9 @@
 mod common;
 
 use anyhow::Result;
-use common::{Harness, TASK, forget_shares, result_data, vector_rows, wait_celery_status};
+use common::{
+    Harness, TASK, forget_shares, forget_task, result_data, vector_rows, wait_celery_status,
+};
 use ml_testkit::Fixture;
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,6 +22,7 @@ fn uuid(text: &str) -> Uuid {
 async fn publish_and_wait(harness: &Harness, name: &str, status: &str) -> Result<Value> {
     let fixture = Fixture::load(name)?;
     let task_id = fixture.task_id().unwrap_or_default();
+    forget_task(&task_id).await?;
     harness
         .broker
         .publish_fixture(&fixture, &harness.queue)
@@ -138,6 +141,9 @@ async fn fixtures_end_in_rows_or_dead_letters() -> Result<()> {
     );
     for (name, reason) in expected_reasons {
         let fixture = Fixture::load(name)?;
+        if let Some(task_id) = fixture.task_id() {
+            forget_task(&task_id).await?;
+        }
         harness
             .broker
             .publish_fixture(&fixture, &harness.queue)

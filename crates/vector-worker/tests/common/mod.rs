@@ -122,23 +122,26 @@ pub struct VectorRow {
     pub embedding: Vec<f32>,
 }
 
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    embedding_type: String,
+    content_type: String,
+    chunk_index: i32,
+    total_chunks: i32,
+    content_hash: String,
+    start_time: Option<f64>,
+    end_time: Option<f64>,
+    token_count: Option<i32>,
+    embedding: pgvector::Vector,
+}
+
 /// Every vector row of `share_id`, ordered.
 pub async fn vector_rows(db: &PgPool, share_id: Uuid) -> Result<Vec<VectorRow>> {
-    let rows: Vec<(
-        String,
-        String,
-        i32,
-        i32,
-        String,
-        Option<f64>,
-        Option<f64>,
-        Option<i32>,
-        String,
-    )> = sqlx::query_as(
+    let rows: Vec<StoredRow> = sqlx::query_as(
         "SELECT embedding_type, content_type, chunk_index, total_chunks, content_hash, \
-                    start_time, end_time, token_count, embedding::text \
-             FROM embeddings WHERE share_id = $1 \
-             ORDER BY embedding_type, content_type, chunk_key, chunk_index",
+                start_time, end_time, token_count, embedding \
+         FROM embeddings WHERE share_id = $1 \
+         ORDER BY embedding_type, content_type, chunk_key, chunk_index",
     )
     .bind(share_id)
     .fetch_all(db)
@@ -146,20 +149,15 @@ pub async fn vector_rows(db: &PgPool, share_id: Uuid) -> Result<Vec<VectorRow>> 
     Ok(rows
         .into_iter()
         .map(|r| VectorRow {
-            embedding_type: r.0,
-            content_type: r.1,
-            chunk_index: r.2,
-            total_chunks: r.3,
-            content_hash: r.4,
-            start_time: r.5,
-            end_time: r.6,
-            token_count: r.7,
-            embedding: r
-                .8
-                .trim_matches(['[', ']'])
-                .split(',')
-                .filter_map(|x| x.parse().ok())
-                .collect(),
+            embedding_type: r.embedding_type,
+            content_type: r.content_type,
+            chunk_index: r.chunk_index,
+            total_chunks: r.total_chunks,
+            content_hash: r.content_hash,
+            start_time: r.start_time,
+            end_time: r.end_time,
+            token_count: r.token_count,
+            embedding: r.embedding.to_vec(),
         })
         .collect())
 }
@@ -184,6 +182,17 @@ pub async fn celery_meta(task_id: &str) -> Result<Option<Value>> {
         .query_async(&mut connection)
         .await?;
     Ok(raw.map(|text| serde_json::from_str(&text)).transpose()?)
+}
+
+/// Deletes the Celery result of `task_id` (fixtures reuse their task ids).
+pub async fn forget_task(task_id: &str) -> Result<()> {
+    let client = redis::Client::open(env::redis_url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    redis::cmd("DEL")
+        .arg(format!("celery-task-meta-{task_id}"))
+        .query_async::<()>(&mut connection)
+        .await?;
+    Ok(())
 }
 
 /// Waits until Redis holds `status` for `task_id`.
