@@ -11,6 +11,10 @@ use crate::store::Store;
 /// The `result_data.status` that marks a failure row. Any other status (or
 /// none) is a success, which a later failure must not overwrite.
 pub(crate) const FAILED_STATUS: &str = "failed";
+/// `result_data.status` of input recorded but not processed (junk, empty).
+pub(crate) const SKIPPED_STATUS: &str = "skipped";
+/// Statuses that are not a success: a later failure or skip may replace them.
+const REPLACEABLE_STATUSES: [&str; 2] = [FAILED_STATUS, SKIPPED_STATUS];
 
 /// One task's outcome, as written to `ml_results`.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,14 +68,36 @@ impl Store {
     ///
     /// `result_data` is stored with `"status": "failed"` (set here if the
     /// caller did not). The row is written when there is none yet or the
-    /// existing one is itself a failure; an existing success (status other
-    /// than `failed`, or none) is kept. Returns whether a row was written.
+    /// existing one is itself a failure or a skip; an existing success
+    /// (any other status, or none) is kept. Returns whether a row was written.
     ///
     /// # Errors
     ///
     /// [`StorageError::Database`], as for [`upsert_result`](Self::upsert_result).
     pub async fn record_failure(&self, result: &MlResult) -> Result<bool> {
-        let result_data = mark_failed(result.result_data.clone());
+        self.record_unless_succeeded(result, FAILED_STATUS, "recording a failed result")
+            .await
+    }
+
+    /// Records input that was deliberately not processed (empty or junk
+    /// text) with `"status": "skipped"`, under the same rule as
+    /// [`record_failure`](Self::record_failure): never over a success.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Database`], as for [`upsert_result`](Self::upsert_result).
+    pub async fn record_skip(&self, result: &MlResult) -> Result<bool> {
+        self.record_unless_succeeded(result, SKIPPED_STATUS, "recording a skipped result")
+            .await
+    }
+
+    async fn record_unless_succeeded(
+        &self,
+        result: &MlResult,
+        status: &str,
+        operation: &'static str,
+    ) -> Result<bool> {
+        let result_data = with_status(result.result_data.clone(), status);
         let outcome = sqlx::query(
             "INSERT INTO ml_results
                  (share_id, task_type, result_data, model_version, processing_ms)
@@ -81,17 +107,17 @@ impl Store {
                  model_version = EXCLUDED.model_version,
                  processing_ms = EXCLUDED.processing_ms,
                  created_at = now()
-             WHERE ml_results.result_data->>'status' IS NOT DISTINCT FROM $6",
+             WHERE ml_results.result_data->>'status' = ANY($6)",
         )
         .bind(result.share_id)
         .bind(&result.task_type)
         .bind(&result_data)
         .bind(&result.model_version)
         .bind(result.processing_ms)
-        .bind(FAILED_STATUS)
+        .bind(&REPLACEABLE_STATUSES[..])
         .execute(self.pool())
         .await
-        .map_err(StorageError::database("recording a failed result"))?;
+        .map_err(StorageError::database(operation))?;
         Ok(outcome.rows_affected() > 0)
     }
 
@@ -145,13 +171,13 @@ pub(crate) async fn upsert_result<'e>(
 }
 
 /// Forces `status: "failed"` so the row is recognisable as a failure.
-fn mark_failed(data: Value) -> Value {
+fn with_status(data: Value, status: &str) -> Value {
     match data {
         Value::Object(mut map) => {
-            map.insert("status".into(), Value::from(FAILED_STATUS));
+            map.insert("status".into(), Value::from(status));
             Value::Object(map)
         }
-        other => serde_json::json!({ "status": FAILED_STATUS, "error": other }),
+        other => serde_json::json!({ "status": status, "error": other }),
     }
 }
 
@@ -163,11 +189,11 @@ mod tests {
     #[test]
     fn failures_are_marked() {
         assert_eq!(
-            mark_failed(json!({"error": "boom", "status": "FAILURE"})),
+            with_status(json!({"error": "boom", "status": "FAILURE"}), FAILED_STATUS),
             json!({"error": "boom", "status": "failed"})
         );
         assert_eq!(
-            mark_failed(json!("boom")),
+            with_status(json!("boom"), FAILED_STATUS),
             json!({"error": "boom", "status": "failed"})
         );
     }

@@ -135,3 +135,53 @@ async fn failures_are_written_when_nothing_better_exists() -> TestResult {
     assert_eq!(row.result_data["summary"], "finally");
     Ok(())
 }
+
+#[tokio::test]
+async fn skips_keep_their_status_and_never_replace_a_success() -> TestResult {
+    let store = common::store().await?;
+    let share = Uuid::new_v4();
+    assert!(
+        store
+            .record_skip(&summary(share, json!({"reason": "empty text"})))
+            .await?
+    );
+    let row = store
+        .get_result(share, "summarize_llm")
+        .await?
+        .ok_or("row missing")?;
+    assert_eq!(
+        row.result_data,
+        json!({"reason": "empty text", "status": "skipped"})
+    );
+
+    // A failure may replace a skip; a skip may replace a failure.
+    assert!(
+        store
+            .record_failure(&summary(share, json!({"error": "boom"})))
+            .await?
+    );
+    assert!(
+        store
+            .record_skip(&summary(share, json!({"reason": "junk"})))
+            .await?
+    );
+
+    // Neither replaces a success.
+    store
+        .upsert_result(&summary(
+            share,
+            json!({"summary": "done", "status": "success"}),
+        ))
+        .await?;
+    assert!(
+        !store
+            .record_skip(&summary(share, json!({"reason": "junk"})))
+            .await?
+    );
+    let row = store
+        .get_result(share, "summarize_llm")
+        .await?
+        .ok_or("row missing")?;
+    assert_eq!(row.result_data["summary"], "done");
+    Ok(())
+}

@@ -254,7 +254,7 @@ impl EmbedHandler {
             processing_ms: Some(processing_ms),
         };
         self.store
-            .record_failure(&result)
+            .record_skip(&result)
             .await
             .map_err(storage_error)?;
         tracing::info!(share_id = %request.share_id, reason, "input skipped");
