@@ -2,11 +2,11 @@
 //! (CONTRACT section 1).
 
 use lapin::options::{
-    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::publisher::Publisher;
 use crate::{DEAD_LETTER_SUFFIX, EXCHANGE};
@@ -109,4 +109,63 @@ pub async fn declare_topology(channel: &Channel, queues: &[String]) -> Result<()
             .await?;
     }
     Ok(())
+}
+
+/// A publish the broker did not take.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The channel or connection failed.
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    /// The broker could not store the message.
+    #[error("broker refused the message (nack)")]
+    Nacked,
+    /// No queue is bound for the routing key (the message was returned).
+    #[error("no queue is bound for routing key {0:?}")]
+    Unroutable(String),
+}
+
+/// Publishes a `mandatory` message on a channel in confirm mode and waits
+/// until the broker confirms it; a nack or a returned (unroutable) message
+/// is an error, so callers only ack the original after a real hand-over.
+///
+/// # Errors
+/// [`PublishError`] when the broker did not take the message.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), PublishError> {
+    let confirmation = channel
+        .basic_publish(
+            ShortString::from(exchange),
+            ShortString::from(routing_key),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
+        )
+        .await?
+        .await?;
+    if confirmation.is_nack() {
+        return Err(PublishError::Nacked);
+    }
+    match confirmation.take_message() {
+        Some(_) => Err(PublishError::Unroutable(routing_key.to_owned())),
+        None => Ok(()),
+    }
+}
+
+/// Properties of a persistent JSON message, as Celery producers send them.
+pub fn json_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type(ShortString::from("application/json"))
+        .with_content_encoding(ShortString::from("utf-8"))
+        .with_delivery_mode(2)
+        .with_headers(FieldTable::default())
 }

@@ -2,25 +2,14 @@
 //! by the broker before the original delivery is acknowledged.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use lapin::options::BasicPublishOptions;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::{AMQPValue, LongString, ShortString};
 use lapin::{BasicProperties, Channel};
 use serde_json::{Value, json};
 
+use crate::broker::{PublishError, json_properties, publish_confirmed};
 use crate::headers::json_to_table;
 use crate::task::Task;
 use crate::{DEAD_LETTER_SUFFIX, EXCHANGE};
-
-/// A publish the broker did not take.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum PublishError {
-    #[error("broker: {0}")]
-    Broker(#[from] lapin::Error),
-    #[error("broker refused the message (nack)")]
-    Nacked,
-    #[error("no queue is bound for routing key {0:?}")]
-    Unroutable(String),
-}
 
 /// Why a message is dead-lettered, carried in its headers.
 pub(crate) struct DeadLetter<'a> {
@@ -140,37 +129,8 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
-        let confirmation = self
-            .channel
-            .basic_publish(
-                ShortString::from(exchange),
-                ShortString::from(routing_key),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
-            .await?
-            .await?;
-        if confirmation.is_nack() {
-            return Err(PublishError::Nacked);
-        }
-        match confirmation.take_message() {
-            Some(_) => Err(PublishError::Unroutable(routing_key.to_owned())),
-            None => Ok(()),
-        }
+        publish_confirmed(&self.channel, exchange, routing_key, body, properties).await
     }
-}
-
-/// Properties of a persistent JSON message.
-fn json_properties() -> BasicProperties {
-    BasicProperties::default()
-        .with_content_type(ShortString::from("application/json"))
-        .with_content_encoding(ShortString::from("utf-8"))
-        .with_delivery_mode(2)
-        .with_headers(FieldTable::default())
 }
 
 /// `<program>@<host>`, as Celery's `origin` header.

@@ -2,8 +2,7 @@
 
 use anyhow::{Context, Result};
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -108,11 +107,7 @@ impl TestBroker {
         for (key, value) in extra {
             body[*key] = value.clone();
         }
-        let properties = BasicProperties::default()
-            .with_content_type(ShortString::from("application/json"))
-            .with_content_encoding(ShortString::from("utf-8"))
-            .with_delivery_mode(2)
-            .with_headers(FieldTable::default());
+        let properties = ml_runtime::broker::json_properties();
         self.publish(
             EXCHANGE,
             routing_key,
@@ -142,10 +137,7 @@ impl TestBroker {
             "ignore_result": false,
         });
         let body = json!([[], kwargs, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]);
-        let properties = BasicProperties::default()
-            .with_content_type(ShortString::from("application/json"))
-            .with_content_encoding(ShortString::from("utf-8"))
-            .with_delivery_mode(2)
+        let properties = ml_runtime::broker::json_properties()
             .with_correlation_id(ShortString::from(task_id))
             .with_headers(ml_runtime::headers::json_to_table(
                 headers.as_object().unwrap_or(&Map::new()),
@@ -176,26 +168,15 @@ impl TestBroker {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<()> {
-        let confirmation = self
-            .channel
-            .basic_publish(
-                ShortString::from(exchange),
-                ShortString::from(routing_key),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
-            .await?
-            .await?;
-        anyhow::ensure!(confirmation.is_ack(), "broker nacked the message");
-        anyhow::ensure!(
-            confirmation.take_message().is_none(),
-            "no queue bound for {routing_key:?} on {exchange:?}"
-        );
-        Ok(())
+        ml_runtime::broker::publish_confirmed(
+            &self.channel,
+            exchange,
+            routing_key,
+            body,
+            properties,
+        )
+        .await
+        .with_context(|| format!("publishing to {exchange:?} with key {routing_key:?}"))
     }
 
     /// Takes one message from `queue` (acknowledging it), if any.
