@@ -82,8 +82,9 @@ impl ResultBackend {
         })
         .to_string();
         let mut connection = self.connection.clone();
+        // One round trip; no MULTI/EXEC needed: a reader that misses the
+        // PUBLISH still finds the key (Celery's client reads it on subscribe).
         redis::pipe()
-            .atomic()
             .cmd("SET")
             .arg(&key)
             .arg(&meta)
