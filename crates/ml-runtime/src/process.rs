@@ -9,7 +9,7 @@ use chrono::Utc;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 
@@ -168,15 +168,18 @@ impl Delivered<'_> {
                 return;
             }
         };
-        let Ok(_permit) = permit else {
+        let Ok(permit) = permit else {
             self.requeue().await;
             return;
         };
-        self.run(&task, handler.as_ref()).await;
+        self.run(&task, handler.as_ref(), permit).await;
     }
 
-    /// Runs the handler with a concurrency slot held, then settles the delivery.
-    async fn run(&self, task: &Task, handler: &dyn Handler) {
+    /// Runs the handler and writes its result with a concurrency slot held,
+    /// then gives the slot back and settles the delivery (the ack is broker
+    /// I/O, not work: the next task need not wait for it; prefetch still
+    /// bounds the unacknowledged deliveries).
+    async fn run(&self, task: &Task, handler: &dyn Handler, permit: OwnedSemaphorePermit) {
         let metrics = &self.context.metrics;
         metrics.active_tasks.inc();
         self.update_busy();
@@ -203,6 +206,9 @@ impl Delivered<'_> {
             Err(error) => Err(error),
         };
         let elapsed = started.elapsed();
+        drop(permit);
+        metrics.active_tasks.dec();
+        self.update_busy();
         let label = self.task_label(Some(&task.name));
         metrics
             .task_duration
@@ -232,8 +238,6 @@ impl Delivered<'_> {
                 }
             }
         }
-        metrics.active_tasks.dec();
-        self.update_busy();
     }
 
     async fn retry(&self, task: &Task, error: &TaskError, duration_ms: u64) {

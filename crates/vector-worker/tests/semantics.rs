@@ -15,9 +15,28 @@ const GATEWAY_SEARCH: &str = "SELECT e.share_id, 1 - (e.embedding <=> $1::vector
      FROM embeddings e JOIN ml_results r ON r.share_id = e.share_id AND r.task_type = 'embed_vectors' \
      ORDER BY e.embedding <=> $1::vector LIMIT 20";
 
+/// The test runs in a schema of its own: the shared test tables hold many
+/// identical vectors from other tests, which an approximate index may rank
+/// anywhere; the ranking asserted here is that of a clean index.
 #[tokio::test(flavor = "multi_thread")]
 async fn paraphrases_score_high_and_search_ranks_the_right_share_first() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let schema = format!("semantics_{}", Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&ml_testkit::env::database_url()).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await?;
+    let url = ml_testkit::env::database_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let isolated = format!("{url}{separator}options[search_path]={schema},public");
+    let outcome = run_in(&isolated).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await?;
+    outcome
+}
+
+async fn run_in(database_url: &str) -> Result<()> {
+    let harness = Harness::start_with_database(database_url, &[]).await?;
     let texts = [
         "A man is eating food.",
         "Someone is having a meal.",
@@ -69,14 +88,12 @@ async fn paraphrases_score_high_and_search_ranks_the_right_share_first() -> Resu
         .bind(&query)
         .fetch_all(&mut *tx)
         .await?;
-    let ours: Vec<&(Uuid, f64)> = ranked.iter().filter(|(s, _)| shares.contains(s)).collect();
     assert_eq!(
-        ours.first().map(|r| r.0),
-        Some(shares[3]),
-        "ranking: {ranked:?}"
+        ranked.len(),
+        shares.len(),
+        "only this test's rows: {ranked:?}"
     );
-    // Only copies of the same text (from earlier runs) may tie with it.
-    assert!(ranked[0].1 - ours[0].1 < 1e-4, "ranking: {ranked:?}");
+    assert_eq!(ranked[0].0, shares[3], "ranking: {ranked:?}");
     let explain = sqlx::AssertSqlSafe(format!("EXPLAIN {GATEWAY_SEARCH}"));
     let plan: Vec<String> = sqlx::query_scalar(explain)
         .bind(&query)

@@ -33,13 +33,23 @@ pub struct Harness {
 impl Harness {
     /// Starts a ready worker on a new queue, with `extra_env`.
     pub async fn start(extra_env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_with_database(&env::database_url(), extra_env).await
+    }
+
+    /// Like [`Harness::start`], against the database at `database_url`.
+    pub async fn start_with_database(
+        database_url: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Self> {
         let queue = TestBroker::unique_queue("ml.embed");
-        let mut worker = WorkerProcess::spawn(binary(), &queue, extra_env)?;
+        let mut env_vars = vec![("DATABASE_URL", database_url)];
+        env_vars.extend_from_slice(extra_env);
+        let mut worker = WorkerProcess::spawn(binary(), &queue, &env_vars)?;
         worker.wait_ready(READY).await?;
         Ok(Self {
             worker,
             broker: TestBroker::connect().await?,
-            db: PgPool::connect(&env::database_url()).await?,
+            db: PgPool::connect(database_url).await?,
             queue,
         })
     }
