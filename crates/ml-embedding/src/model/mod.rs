@@ -97,7 +97,7 @@ impl Embedder {
                 source,
             })?
             .len();
-        let device = Device::Cpu;
+        let device = select_device()?;
         let model = load_weights(&weights_path, &bert_config, &device)?;
 
         let embedder = Self {
@@ -257,6 +257,19 @@ fn mean_pool_normalised(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<T
     let mean = summed.broadcast_div(&counts)?;
     let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
     mean.broadcast_div(&norms)
+}
+
+/// The device the model runs on: the first CUDA GPU when the crate is built
+/// with the `cuda` feature (the GPU images), otherwise the CPU.
+fn select_device() -> Result<Device, EmbeddingError> {
+    #[cfg(feature = "cuda")]
+    {
+        Ok(Device::new_cuda(0)?)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Ok(Device::Cpu)
+    }
 }
 
 #[cfg(test)]
