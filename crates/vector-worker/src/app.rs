@@ -69,7 +69,7 @@ pub async fn run(config: Config) -> Result<()> {
     .await
     .context("connecting to the Redis result backend")?;
 
-    let service = EmbedService::start(embedder, metrics.clone())?;
+    let service = EmbedService::start(embedder, metrics.clone(), config.batch_limits())?;
     service
         .embed(vec!["warm-up".to_owned()])
         .await

@@ -2,14 +2,20 @@
 //! (`--help` lists all, with defaults).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use ml_runtime::RuntimeArgs;
 use ml_storage::DatabaseArgs;
 
+use crate::batch::BatchLimits;
+
 /// Embeds text with a local BERT model and stores vectors in PostgreSQL + pgvector.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "vector-worker", version, about)]
+// Embed tasks mostly wait for the shared model thread, which batches across
+// them: more tasks in flight make bigger forward passes.
+#[command(mut_arg("concurrency", |arg| arg.default_value("8")))]
 pub struct Config {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -49,9 +55,30 @@ pub struct Config {
     /// Tokens shared by consecutive `fixed` chunks.
     #[arg(long, env = "EMBED_CHUNK_OVERLAP", default_value_t = 40)]
     pub chunk_overlap: usize,
+
+    /// Padded tokens (texts × longest) in one forward pass.
+    #[arg(long, env = "EMBED_BATCH_MAX_TOKENS", default_value_t = 8192)]
+    pub batch_max_tokens: usize,
+
+    /// Texts in one forward pass, gathered across tasks.
+    #[arg(long, env = "EMBED_BATCH_MAX_TEXTS", default_value_t = 64)]
+    pub batch_max_texts: usize,
+
+    /// Milliseconds the model waits for more tasks' texts before a pass.
+    #[arg(long, env = "EMBED_BATCH_MAX_WAIT_MS", default_value_t = 2)]
+    pub batch_max_wait_ms: u64,
 }
 
 impl Config {
+    /// Cross-task batching limits.
+    pub fn batch_limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_tokens: self.batch_max_tokens.max(1),
+            max_texts: self.batch_max_texts.max(1),
+            max_wait: Duration::from_millis(self.batch_max_wait_ms),
+        }
+    }
+
     /// Where the embedding model is loaded from.
     pub fn model_path(&self) -> PathBuf {
         if let Some(path) = &self.embedding_model_path {

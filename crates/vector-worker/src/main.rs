@@ -2,6 +2,7 @@
 //! into PostgreSQL + pgvector. See the crate README for configuration.
 
 mod app;
+mod batch;
 mod config;
 mod handler;
 mod request;

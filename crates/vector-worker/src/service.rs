@@ -1,6 +1,8 @@
-//! The embedding model behind a dedicated OS thread: async tasks send texts
+//! The embedding model behind a dedicated OS thread. Async tasks send texts
 //! over a bounded channel and await a oneshot reply, so inference never runs
-//! on the async worker threads.
+//! on the async worker threads. The thread batches across tasks: it takes
+//! every request that arrives within a short wait, embeds their texts
+//! together in length-sorted passes, and fans the vectors back out.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,15 +11,16 @@ use ml_embedding::{Embedder, EmbeddingError};
 use ml_runtime::{Metrics, TaskError};
 use tokio::sync::{mpsc, oneshot};
 
-/// Texts per forward pass: bounds memory and keeps padding waste low.
-const MAX_BATCH: usize = 32;
+use crate::batch::{BatchLimits, plan_passes};
+
 /// Requests waiting for the model before senders wait too.
-const QUEUE_DEPTH: usize = 64;
+const QUEUE_DEPTH: usize = 256;
+
+type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, EmbeddingError>>;
 
 struct Job {
     texts: Vec<String>,
-    reply: oneshot::Sender<Result<Vec<Vec<f32>>, EmbeddingError>>,
-    span: tracing::Span,
+    reply: Reply,
 }
 
 /// Handle to the model thread. Cheap to clone.
@@ -28,24 +31,27 @@ pub struct EmbedService {
 }
 
 impl EmbedService {
-    /// Starts the model thread.
+    /// Starts the model thread. Must be called inside a Tokio runtime (the
+    /// thread uses it to wait for requests with a timeout).
     ///
     /// # Errors
     /// When the OS refuses to spawn the thread.
-    pub fn start(embedder: Embedder, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    pub fn start(
+        embedder: Embedder,
+        metrics: Arc<Metrics>,
+        limits: BatchLimits,
+    ) -> std::io::Result<Self> {
         let embedder = Arc::new(embedder);
-        let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE_DEPTH);
-        let model = embedder.clone();
+        let (jobs, queue) = mpsc::channel::<Job>(QUEUE_DEPTH);
+        let model = ModelThread {
+            embedder: embedder.clone(),
+            metrics,
+            limits,
+            runtime: tokio::runtime::Handle::current(),
+        };
         std::thread::Builder::new()
             .name("embedding-model".into())
-            .spawn(move || {
-                while let Some(job) = queue.blocking_recv() {
-                    let _entered = job.span.enter();
-                    let vectors = embed_sorted(&model, &job.texts, &metrics);
-                    // The caller may have gone away (shutdown); nothing to do then.
-                    let _ = job.reply.send(vectors);
-                }
-            })?;
+            .spawn(move || model.run(queue))?;
         Ok(Self { embedder, jobs })
     }
 
@@ -54,19 +60,17 @@ impl EmbedService {
         &self.embedder
     }
 
-    /// Embeds `texts` (in order) on the model thread.
+    /// Embeds `texts` (in order), batched with other callers' texts.
     ///
     /// # Errors
     /// A permanent [`TaskError`] when the model fails on the input.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, TaskError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            texts,
-            reply,
-            span: tracing::Span::current(),
-        };
         self.jobs
-            .send(job)
+            .send(Job { texts, reply })
             .await
             .map_err(|_| TaskError::Transient("embedding model thread stopped".into()))?;
         answer
@@ -76,33 +80,113 @@ impl EmbedService {
     }
 }
 
-/// Embeds in passes of at most [`MAX_BATCH`] texts, grouped by length so that
-/// texts of similar length share a pass (less padding), and returns the
-/// vectors in the input order.
-fn embed_sorted(
-    embedder: &Embedder,
-    texts: &[String],
-    metrics: &Metrics,
-) -> Result<Vec<Vec<f32>>, EmbeddingError> {
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| texts[i].len());
-    let mut vectors = vec![Vec::new(); texts.len()];
-    for pass in order.chunks(MAX_BATCH) {
-        let batch: Vec<&str> = pass.iter().map(|&i| texts[i].as_str()).collect();
-        let started = Instant::now();
-        let embedded = embedder.embed(&batch)?;
-        let seconds = started.elapsed().as_secs_f64();
-        metrics.embedding_duration.observe(seconds);
-        metrics
-            .model_latency
-            .with_label_values(&[embedder.model_name()])
-            .observe(seconds);
-        metrics
-            .embedding_batch_size
-            .set(i64::try_from(batch.len()).unwrap_or(i64::MAX));
-        for (&index, vector) in pass.iter().zip(embedded) {
-            vectors[index] = vector;
+struct ModelThread {
+    embedder: Arc<Embedder>,
+    metrics: Arc<Metrics>,
+    limits: BatchLimits,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ModelThread {
+    fn run(self, mut queue: mpsc::Receiver<Job>) {
+        while let Some(first) = queue.blocking_recv() {
+            let jobs = self.collect(first, &mut queue);
+            self.serve(jobs);
         }
     }
-    Ok(vectors)
+
+    /// Takes more requests until the round holds `max_texts` texts or
+    /// `max_wait` has passed since the first one.
+    fn collect(&self, first: Job, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+        let deadline = Instant::now() + self.limits.max_wait;
+        let mut texts = first.texts.len();
+        let mut jobs = vec![first];
+        while texts < self.limits.max_texts {
+            let next = match queue.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        None
+                    } else {
+                        // The timer must be created inside the runtime context.
+                        self.runtime
+                            .block_on(async { tokio::time::timeout(left, queue.recv()).await })
+                            .ok()
+                            .flatten()
+                    }
+                }
+            };
+            let Some(job) = next else { break };
+            texts += job.texts.len();
+            jobs.push(job);
+        }
+        jobs
+    }
+
+    /// Embeds every job's texts together; if that fails, each job alone, so
+    /// one bad input never fails the others.
+    fn serve(&self, jobs: Vec<Job>) {
+        let texts: Vec<&str> = jobs
+            .iter()
+            .flat_map(|j| j.texts.iter().map(String::as_str))
+            .collect();
+        match self.embed_passes(&texts) {
+            Ok(vectors) => {
+                let mut vectors = vectors.into_iter();
+                for job in jobs {
+                    let mine: Vec<Vec<f32>> = vectors.by_ref().take(job.texts.len()).collect();
+                    // The caller may have gone away (shutdown); nothing to do then.
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            Err(error) if jobs.len() == 1 => {
+                let _ = jobs
+                    .into_iter()
+                    .next()
+                    .map(|job| job.reply.send(Err(error)));
+            }
+            Err(_) => {
+                for job in jobs {
+                    let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
+                    let _ = job.reply.send(self.embed_passes(&texts));
+                }
+            }
+        }
+    }
+
+    /// Embeds `texts` in the passes [`plan_passes`] picks and returns the
+    /// vectors in input order.
+    fn embed_passes(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        let limit = self.embedder.max_tokens();
+        let counts = texts
+            .iter()
+            .map(|text| Ok(self.embedder.count_tokens(text)?.min(limit)))
+            .collect::<Result<Vec<usize>, EmbeddingError>>()?;
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for pass in plan_passes(&counts, &self.limits) {
+            let batch: Vec<&str> = pass.iter().map(|&i| texts[i]).collect();
+            let started = Instant::now();
+            let embedded = self.embedder.embed(&batch)?;
+            let seconds = started.elapsed().as_secs_f64();
+            self.metrics.embedding_duration.observe(seconds);
+            self.metrics
+                .model_latency
+                .with_label_values(&[self.embedder.model_name()])
+                .observe(seconds);
+            self.metrics
+                .embedding_batch_size
+                .set(i64::try_from(batch.len()).unwrap_or(i64::MAX));
+            tracing::debug!(
+                texts = batch.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "forward pass"
+            );
+            for (&index, vector) in pass.iter().zip(embedded) {
+                vectors[index] = vector;
+            }
+        }
+        Ok(vectors)
+    }
 }
