@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use axum::Router as HttpRouter;
+pub use axum::Router as HttpRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -86,9 +86,10 @@ struct HealthState {
     readiness: Readiness,
 }
 
-/// Binds `host:port` and serves the endpoints until `shutdown` fires.
-/// Returns once bound, with the server running in the background and the
-/// address it bound (port 0 picks a free port).
+/// Binds `host:port` and serves the endpoints, plus the worker's own
+/// `routes` (e.g. an inference API; `HttpRouter::new()` for none), until
+/// `shutdown` fires. Returns once bound, with the server running in the
+/// background and the address it bound (port 0 picks a free port).
 ///
 /// # Errors
 /// When the address cannot be bound.
@@ -97,6 +98,7 @@ pub async fn serve(
     port: u16,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    routes: HttpRouter,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, RuntimeError> {
     let address = format!("{host}:{port}");
@@ -113,7 +115,8 @@ pub async fn serve(
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz_handler))
-        .with_state(HealthState { metrics, readiness });
+        .with_state(HealthState { metrics, readiness })
+        .merge(routes);
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())

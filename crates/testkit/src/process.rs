@@ -126,7 +126,24 @@ impl WorkerProcess {
             .address
             .as_deref()
             .context("metrics address not known yet")?;
-        http_get(address, path)
+        http_request(address, "GET", path, None)
+    }
+
+    /// `POST path` with a JSON body on the worker's server: (status, body).
+    ///
+    /// # Errors
+    /// When the address is unknown yet or the request fails.
+    pub fn post_json(&self, path: &str, body: &str) -> Result<(u16, String)> {
+        let address = self
+            .address
+            .as_deref()
+            .context("metrics address not known yet")?;
+        http_request(address, "POST", path, Some(body))
+    }
+
+    /// The worker's HTTP address (`host:port`), once [`Self::wait_ready`] ran.
+    pub fn address(&self) -> Option<&str> {
+        self.address.as_deref()
     }
 
     /// The value of a metric series on `/metrics` (sum over matching lines):
@@ -203,14 +220,28 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// A minimal HTTP/1.0 GET (keeps the test kit free of an HTTP client).
+/// A minimal HTTP/1.0 request with an optional JSON body (keeps the test
+/// kit free of an HTTP client).
 ///
 /// # Errors
 /// When the connection fails or the answer is not HTTP.
-pub fn http_get(address: &str, path: &str) -> Result<(u16, String)> {
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {address}\r\n")?;
+    if let Some(body) = json {
+        write!(
+            stream,
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )?;
+    }
+    write!(stream, "\r\n{}", json.unwrap_or_default())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let status = response

@@ -1,5 +1,6 @@
-//! Start-up and wiring: health server first (so `/healthz` answers while the
-//! model loads), then the model, the database, Redis, and the consume loop.
+//! Start-up and wiring: the database, the model and its thread, the HTTP
+//! server (health, metrics, embeddings API), migrations, Redis, warm-up, and
+//! the consume loop.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use ml_storage::Store;
 
 use crate::config::Config;
 use crate::handler::{EMBED_BATCH_TASK, EMBED_TASK, EmbedHandler};
+use crate::openai;
 use crate::service::EmbedService;
 
 /// `/readyz` fails while the database does not answer.
@@ -43,14 +45,6 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .context("connecting to PostgreSQL")?;
     let readiness = Readiness::new(vec![Arc::new(DatabaseCheck(store.clone()))]);
-    let address = ml_runtime::health::serve(
-        &config.runtime.metrics_host,
-        config.metrics_port,
-        metrics.clone(),
-        readiness.clone(),
-        shutdown.clone(),
-    )
-    .await?;
 
     let model_path = config.model_path();
     let embedder = Embedder::load(&model_path, EmbedderConfig::default())
@@ -58,6 +52,17 @@ pub async fn run(config: Config) -> Result<()> {
     let dimension = embedder.dimension();
     let model_name = embedder.model_name().to_owned();
     let max_tokens = embedder.max_content_tokens();
+    let service = EmbedService::start(embedder, metrics.clone(), config.batch_limits())?;
+    let address = ml_runtime::health::serve(
+        &config.runtime.metrics_host,
+        config.metrics_port,
+        metrics.clone(),
+        readiness.clone(),
+        openai::routes(service.clone(), config.api_limits()),
+        shutdown.clone(),
+    )
+    .await?;
+
     store
         .prepare(Some(dimension))
         .await
@@ -68,8 +73,6 @@ pub async fn run(config: Config) -> Result<()> {
     )
     .await
     .context("connecting to the Redis result backend")?;
-
-    let service = EmbedService::start(embedder, metrics.clone(), config.batch_limits())?;
     service
         .embed(vec!["warm-up".to_owned()])
         .await

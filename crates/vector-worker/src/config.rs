@@ -9,6 +9,7 @@ use ml_runtime::RuntimeArgs;
 use ml_storage::DatabaseArgs;
 
 use crate::batch::BatchLimits;
+use crate::openai::ApiLimits;
 
 /// Embeds text with a local BERT model and stores vectors in PostgreSQL + pgvector.
 #[derive(Debug, Clone, Parser)]
@@ -67,9 +68,30 @@ pub struct Config {
     /// Milliseconds the model waits for more tasks' texts before a pass.
     #[arg(long, env = "EMBED_BATCH_MAX_WAIT_MS", default_value_t = 2)]
     pub batch_max_wait_ms: u64,
+
+    /// Inputs in one `POST /v1/embeddings` request.
+    #[arg(long, env = "EMBED_API_MAX_INPUTS", default_value_t = 256)]
+    pub api_max_inputs: usize,
+
+    /// Bytes of one input of `POST /v1/embeddings`.
+    #[arg(long, env = "EMBED_API_MAX_INPUT_BYTES", default_value_t = 32_768)]
+    pub api_max_input_bytes: usize,
+
+    /// Bytes of a whole `POST /v1/embeddings` request body.
+    #[arg(long, env = "EMBED_API_MAX_BODY_BYTES", default_value_t = 2_097_152)]
+    pub api_max_body_bytes: usize,
 }
 
 impl Config {
+    /// Limits of the embeddings API.
+    pub fn api_limits(&self) -> ApiLimits {
+        ApiLimits {
+            max_inputs: self.api_max_inputs.max(1),
+            max_input_bytes: self.api_max_input_bytes.max(1),
+            max_body_bytes: self.api_max_body_bytes.max(1),
+        }
+    }
+
     /// Cross-task batching limits.
     pub fn batch_limits(&self) -> BatchLimits {
         BatchLimits {

@@ -5,6 +5,7 @@ mod app;
 mod batch;
 mod config;
 mod handler;
+mod openai;
 mod request;
 mod service;
 

@@ -1,0 +1,30 @@
+"""The official OpenAI Python client against the vector-worker's
+OpenAI-compatible embeddings endpoint.
+
+Usage: openai_client.py BASE_URL TEXT...
+Prints one JSON line: {"model", "dimensions", "count", "first": [first 8 values], "prompt_tokens"}.
+"""
+
+import json
+import sys
+
+from openai import OpenAI
+
+
+def main() -> int:
+    base_url, texts = sys.argv[1], sys.argv[2:]
+    client = OpenAI(base_url=base_url, api_key="not-needed")
+    # The gateway keeps its own model name; the worker answers with its model.
+    response = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    print(json.dumps({
+        "model": response.model,
+        "dimensions": len(response.data[0].embedding),
+        "count": len(response.data),
+        "first": response.data[0].embedding[:8],
+        "prompt_tokens": response.usage.prompt_tokens,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
