@@ -1,0 +1,96 @@
+// Security and health policy over every rendered workload: non-root,
+// read-only root filesystem, no privilege escalation, all capabilities
+// dropped, resource limits, HTTP probes on the contract's paths and ports,
+// the media volume at the gateway's path, GPU images.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { WORKERS, renderAll, id, containersOf } from "./lib/common.js";
+
+const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"]);
+
+function containerProblems(o, { c, field, init }) {
+  const p = [];
+  const podSc = o.spec.template.spec.securityContext ?? {};
+  const sc = c.securityContext ?? {};
+  const where = `${id(o)} ${field}`;
+  const runAsNonRoot = sc.runAsNonRoot ?? podSc.runAsNonRoot;
+  const runAsUser = sc.runAsUser ?? podSc.runAsUser;
+  if (runAsNonRoot !== true) p.push(`${where}: securityContext.runAsNonRoot must be true`);
+  if (runAsUser === undefined || runAsUser === 0) p.push(`${where}: securityContext.runAsUser must be a non-zero uid`);
+  if (sc.readOnlyRootFilesystem !== true) p.push(`${where}: securityContext.readOnlyRootFilesystem must be true`);
+  if (sc.allowPrivilegeEscalation !== false) p.push(`${where}: securityContext.allowPrivilegeEscalation must be false`);
+  if (sc.privileged) p.push(`${where}: securityContext.privileged must not be set`);
+  if (!(sc.capabilities?.drop ?? []).includes("ALL")) p.push(`${where}: securityContext.capabilities.drop must include ALL`);
+  if ((sc.seccompProfile ?? podSc.seccompProfile)?.type !== "RuntimeDefault")
+    p.push(`${where}: seccompProfile.type must be RuntimeDefault`);
+  const limits = c.resources?.limits ?? {};
+  for (const r of ["cpu", "memory"]) if (limits[r] === undefined) p.push(`${where}: resources.limits.${r} is missing`);
+  for (const r of ["cpu", "memory"])
+    if (c.resources?.requests?.[r] === undefined) p.push(`${where}: resources.requests.${r} is missing`);
+  if (init) return p;
+
+  const worker = o.metadata.name;
+  const contract = WORKERS[worker];
+  if (!contract) return p;
+  const port = (c.ports ?? []).find((x) => x.name === "metrics");
+  if (!port) p.push(`${where}: ports has no port named "metrics"`);
+  else if (port.containerPort !== contract.port)
+    p.push(`${where}: ports[metrics].containerPort is ${port.containerPort}, the contract says ${contract.port}`);
+  const probes = { livenessProbe: "/healthz", readinessProbe: "/readyz", startupProbe: "/readyz" };
+  for (const [probe, pathWanted] of Object.entries(probes)) {
+    const h = c[probe]?.httpGet;
+    if (!h) {
+      p.push(`${where}: ${probe} must be an httpGet probe on ${pathWanted}`);
+      continue;
+    }
+    if (h.path !== pathWanted) p.push(`${where}: ${probe}.httpGet.path is ${h.path}, expected ${pathWanted}`);
+    if (h.port !== "metrics" && h.port !== contract.port)
+      p.push(`${where}: ${probe}.httpGet.port is ${h.port}, expected "metrics" (${contract.port})`);
+  }
+  const mounts = Object.fromEntries((c.volumeMounts ?? []).map((m) => [m.mountPath, m]));
+  if (!mounts["/tmp"]) p.push(`${where}: volumeMounts has no writable /tmp (emptyDir)`);
+  if (!mounts["/models"]) p.push(`${where}: volumeMounts has no /models`);
+  if (worker === "whisper-worker") {
+    const media = mounts["/tmp/bookmarkai-videos"];
+    const vol = media && o.spec.template.spec.volumes.find((v) => v.name === media.name);
+    if (!vol?.persistentVolumeClaim || vol.persistentVolumeClaim.claimName !== "whisper-media")
+      p.push(`${where}: the whisper-media PVC must be mounted at /tmp/bookmarkai-videos (the gateway's path)`);
+  }
+  if (limits["nvidia.com/gpu"] !== undefined && !/-cuda$/.test(c.image ?? ""))
+    p.push(`${where}: requests a GPU but image ${c.image} is not a -cuda variant`);
+  return p;
+}
+
+for (const { rel, objects } of renderAll()) {
+  test(`policy: ${rel}`, () => {
+    const problems = [];
+    for (const o of objects) {
+      if (!WORKLOAD_KINDS.has(o.kind)) continue;
+      const spec = o.spec?.template?.spec;
+      if (spec?.hostNetwork || spec?.hostPID || spec?.hostIPC) problems.push(`${id(o)}: host namespaces must not be used`);
+      if (spec?.automountServiceAccountToken !== false)
+        problems.push(`${id(o)}: spec.template.spec.automountServiceAccountToken must be false`);
+      for (const v of spec?.volumes ?? [])
+        if (v.hostPath) problems.push(`${id(o)}: volume ${v.name} is a hostPath`);
+      const ann = o.spec?.template?.metadata?.annotations ?? {};
+      const contract = WORKERS[o.metadata.name];
+      if (contract) {
+        if (ann["prometheus.io/scrape"] !== "true" || ann["prometheus.io/port"] !== String(contract.port) || ann["prometheus.io/path"] !== "/metrics")
+          problems.push(`${id(o)}: spec.template.metadata.annotations prometheus.io/scrape/port/path must be "true"/"${contract.port}"/"/metrics"`);
+        if (!(spec.topologySpreadConstraints ?? []).length)
+          problems.push(`${id(o)}: spec.template.spec.topologySpreadConstraints is empty`);
+      }
+      for (const entry of containersOf(o)) problems.push(...containerProblems(o, entry));
+    }
+    for (const w of Object.keys(WORKERS)) {
+      const svc = objects.find((o) => o.kind === "Service" && o.metadata.name === w);
+      const port = svc?.spec?.ports?.find((x) => x.name === "metrics");
+      if (!port || port.port !== WORKERS[w].port)
+        problems.push(`Service/${w}: spec.ports[metrics].port must be ${WORKERS[w].port}`);
+    }
+    const pvc = objects.find((o) => o.kind === "PersistentVolumeClaim" && o.metadata.name === "whisper-media");
+    if (!pvc?.spec?.accessModes?.includes("ReadWriteMany"))
+      problems.push("PersistentVolumeClaim/whisper-media: spec.accessModes must include ReadWriteMany");
+    assert.deepEqual(problems, [], `${rel}:\n  ${problems.join("\n  ")}`);
+  });
+}
