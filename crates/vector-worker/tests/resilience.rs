@@ -287,3 +287,79 @@ async fn expired_tasks_are_revoked_and_eta_is_honoured() -> Result<()> {
     harness.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exhausted_retries_end_in_the_dead_letter_queue() -> Result<()> {
+    let harness = Harness::start(&[
+        ("DATABASE_LOCK_TIMEOUT_MS", "200"),
+        ("TASK_RETRY_BACKOFF_SECS", "0.1"),
+        ("TASK_MAX_RETRIES", "2"),
+    ])
+    .await?;
+    let share = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO ml_results (share_id, task_type, result_data) \
+         VALUES ($1, 'embed_vectors', '{\"status\": \"failed\"}')",
+    )
+    .bind(share)
+    .execute(&harness.db)
+    .await?;
+    let mut blocker = harness.db.begin().await?;
+    sqlx::query("SELECT 1 FROM ml_results WHERE share_id = $1 FOR UPDATE")
+        .bind(share)
+        .execute(&mut *blocker)
+        .await?;
+    let task_id = Uuid::new_v4().to_string();
+    harness
+        .publish_embed(
+            &task_id,
+            json!({"share_id": share, "content": {"text": "Never gets its lock."}}),
+        )
+        .await?;
+    let dead = harness.wait_dead_letter(TASK).await?;
+    blocker.rollback().await?;
+    let reason = dead.headers["x-death-reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("retries exhausted after 3 attempts"),
+        "{reason}"
+    );
+    assert!(reason.contains("database"), "{reason}");
+    assert_eq!(dead.headers["x-retries"], 2);
+    let meta = wait_celery_status(&task_id, "FAILURE", TASK).await?;
+    assert_eq!(meta["result"]["exc_type"], "ConnectionError", "{meta}");
+    assert!(harness.worker.metric("celery_task_retried_total")? >= 2.0);
+    harness.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tracked_tasks_publish_started_then_success() -> Result<()> {
+    use futures::StreamExt as _;
+    let harness = Harness::start(&[("CELERY_TASK_TRACK_STARTED", "true")]).await?;
+    let task_id = Uuid::new_v4().to_string();
+    let client = redis::Client::open(ml_testkit::env::redis_url())?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub
+        .subscribe(format!("celery-task-meta-{task_id}"))
+        .await?;
+    harness
+        .publish_embed(
+            &task_id,
+            json!({"share_id": Uuid::new_v4(), "content": {"text": "Tracked from start to end."}}),
+        )
+        .await?;
+    let mut states = Vec::new();
+    let mut messages = pubsub.on_message();
+    while states.last().map(String::as_str) != Some("SUCCESS") {
+        let message = tokio::time::timeout(TASK, messages.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("pub/sub closed"))?;
+        let meta: Value = serde_json::from_str(&message.get_payload::<String>()?)?;
+        assert_eq!(meta["task_id"], task_id.as_str());
+        states.push(meta["status"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(states, ["STARTED", "SUCCESS"]);
+    drop(messages);
+    harness.cleanup().await;
+    Ok(())
+}
