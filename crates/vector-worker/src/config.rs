@@ -57,8 +57,11 @@ pub struct Config {
     #[arg(long, env = "EMBED_CHUNK_OVERLAP", default_value_t = 40)]
     pub chunk_overlap: usize,
 
-    /// Padded tokens (texts × longest) in one forward pass.
-    #[arg(long, env = "EMBED_BATCH_MAX_TOKENS", default_value_t = 8192)]
+    /// Padded tokens (texts × longest) in one forward pass. Larger passes of
+    /// long texts get slower per text on CPU (the attention scores outgrow
+    /// the caches; see benches/embedding_throughput.rs): 2048 gives 128
+    /// captions or 8 full-length chunks per pass.
+    #[arg(long, env = "EMBED_BATCH_MAX_TOKENS", default_value_t = 2048)]
     pub batch_max_tokens: usize,
 
     /// Texts in one forward pass, gathered across tasks.
