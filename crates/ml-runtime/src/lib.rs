@@ -15,13 +15,14 @@
 //! | `publisher` | confirmed publishing of retries and dead-letters |
 //! | `worker` | the consume loop: prefetch, reconnects, graceful drain |
 //! | `process` | one delivery's life: eta/expires, run, retry, dead-letter, late ack |
-//! | `backoff` | exponential backoff with jitter |
+//! | [`backoff`] | exponential backoff with jitter; retrying start-up connections |
 //! | [`results`] | the Celery result backend in Redis |
 //! | [`metrics`] | the Prometheus registry with the contract's metric names |
 //! | [`health`] | the axum server for `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | one token fired by SIGTERM or Ctrl-C |
 //! | [`telemetry`] | JSON logging set-up |
 
+pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod error;
@@ -34,7 +35,6 @@ pub mod shutdown;
 pub mod task;
 pub mod telemetry;
 
-mod backoff;
 mod decode;
 
 mod process;

@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use async_trait::async_trait;
 use ml_embedding::{ChunkConfig, Embedder, EmbedderConfig};
+use ml_runtime::backoff::retry_transient;
 use ml_runtime::{Metrics, Readiness, ReadinessCheck, ResultBackend, Router, Worker, WorkerSpec};
-use ml_storage::Store;
+use ml_storage::{StorageError, Store};
 
 use crate::config::Config;
 use crate::handler::{EMBED_BATCH_TASK, EMBED_TASK, EmbedHandler};
@@ -41,9 +42,12 @@ pub async fn run(config: Config) -> Result<()> {
     let shutdown = ml_runtime::shutdown::on_signal();
     let metrics = Arc::new(Metrics::new("embed")?);
 
-    let store = Store::connect(&config.database.store_config())
-        .await
-        .context("connecting to PostgreSQL")?;
+    let store_config = config.database.store_config();
+    let store = retry_transient("PostgreSQL", &shutdown, StorageError::is_transient, || {
+        Store::connect(&store_config)
+    })
+    .await
+    .context("connecting to PostgreSQL")?;
     let readiness = Readiness::new(vec![Arc::new(DatabaseCheck(store.clone()))]);
 
     let model_path = config.model_path();
@@ -67,10 +71,12 @@ pub async fn run(config: Config) -> Result<()> {
         .prepare(Some(dimension))
         .await
         .context("applying database migrations")?;
-    let results = ResultBackend::connect(
-        config.runtime.result_backend_url(),
-        std::time::Duration::from_secs(config.runtime.result_expires_secs),
-    )
+    let expires = std::time::Duration::from_secs(config.runtime.result_expires_secs);
+    let redis_unavailable =
+        |e: &redis::RedisError| e.is_io_error() || e.is_connection_refusal() || e.is_timeout();
+    let results = retry_transient("Redis", &shutdown, redis_unavailable, || {
+        ResultBackend::connect(config.runtime.result_backend_url(), expires)
+    })
     .await
     .context("connecting to the Redis result backend")?;
     service
