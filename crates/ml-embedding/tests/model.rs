@@ -229,3 +229,68 @@ fn throughput_of_a_batch_of_32() {
         32.0 / elapsed
     );
 }
+
+/// The crate's own encoder gives the same vectors as candle-transformers'
+/// reference BERT on the same weights, tokens and pooling.
+#[test]
+fn own_encoder_matches_the_reference_bert() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::VarBuilder;
+    use candle_transformers::models::bert::{BertModel, Config};
+
+    let dir = model_dir();
+    let config: Config = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("config.json")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reference = BertModel::load(
+        VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu),
+        &config,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokenizer.with_padding(Some(tokenizers::PaddingParams::default()));
+    tokenizer
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: 256,
+            ..Default::default()
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let long = long_text(400);
+    let texts = ["A man is eating food.", "Short.", long.as_str()];
+    let encodings = tokenizer
+        .encode_batch(texts.to_vec(), true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tensor = |f: &dyn Fn(&tokenizers::Encoding) -> Vec<u32>| {
+        let rows: Vec<Vec<u32>> = encodings.iter().map(f).collect();
+        Tensor::new(rows, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let ids = tensor(&|e| e.get_ids().to_vec());
+    let types = tensor(&|e| e.get_type_ids().to_vec());
+    let mask = tensor(&|e| e.get_attention_mask().to_vec());
+    let hidden = reference
+        .forward(&ids, &types, Some(&mask))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mask_f = mask
+        .to_dtype(DType::F32)
+        .and_then(|m| m.unsqueeze(2))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pooled = hidden
+        .broadcast_mul(&mask_f)
+        .and_then(|h| h.sum(1))
+        .and_then(|s| s.broadcast_div(&mask_f.sum(1)?))
+        .and_then(|m| m.to_vec2::<f32>())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ours = embed(&texts);
+    for ((text, expected), got) in texts.iter().zip(&pooled).zip(&ours) {
+        let expected: Vec<f32> = {
+            let n = norm(expected);
+            expected.iter().map(|x| x / n).collect()
+        };
+        let similarity = cosine(&expected, got);
+        assert!(similarity > 0.99999, "{text:.30}: cosine {similarity}");
+    }
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use candle_transformers::models::bert::Config as BertConfig;
 use serde::de::DeserializeOwned;
 use tokenizers::{
     PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams,
@@ -14,6 +14,7 @@ use tokenizers::{
 };
 
 use super::EmbedderConfig;
+use super::bert::Bert;
 use crate::EmbeddingError;
 
 /// The model's window when neither the caller nor
@@ -169,7 +170,7 @@ pub(super) fn load_weights(
     path: &Path,
     config: &BertConfig,
     device: &Device,
-) -> Result<BertModel, EmbeddingError> {
+) -> Result<Bert, EmbeddingError> {
     let weights_error = |source| EmbeddingError::Weights {
         path: path.to_path_buf(),
         source,
@@ -181,7 +182,7 @@ pub(super) fn load_weights(
         ))
     })?;
     let weights = VarBuilder::from_tensors(tensors, DType::F32, device);
-    BertModel::load(weights, config).map_err(weights_error)
+    Bert::load(&weights, config).map_err(weights_error)
 }
 
 /// Renames the tensors so that names start at `embeddings.` and `encoder.`,

@@ -1,13 +1,13 @@
 //! The sentence-embedding model: a sentence-transformers BERT directory run
 //! with candle on the CPU.
 
+mod bert;
 mod load;
 
 use std::fmt;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use candle_transformers::models::bert::BertModel;
 use tokenizers::{Encoding, Tokenizer};
 
 use crate::{EmbeddingError, TokenCounter};
@@ -37,7 +37,7 @@ pub struct EmbedderConfig {
 /// thread or `spawn_blocking`, never on an async worker thread. The type is
 /// `Send + Sync`, so one instance can be shared.
 pub struct Embedder {
-    model: BertModel,
+    model: bert::Bert,
     /// Pads to the longest text of a batch and truncates at `max_tokens`.
     batch_tokenizer: Tokenizer,
     /// Neither pads nor truncates: for counting and chunking.
@@ -143,7 +143,7 @@ impl Embedder {
                 source,
             })?;
         let (input_ids, type_ids, mask) = self.batch_tensors(&encodings)?;
-        let hidden = self.model.forward(&input_ids, &type_ids, Some(&mask))?;
+        let hidden = self.model.forward(&input_ids, &type_ids, &mask)?;
         let vectors = mean_pool_normalised(&hidden, &mask)?.to_vec2::<f32>()?;
         tracing::debug!(texts = texts.len(), tokens = mask.dim(1)?, "embedded batch");
         Ok(vectors)
