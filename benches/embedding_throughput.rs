@@ -23,7 +23,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
 use ml_embedding::{Embedder, EmbedderConfig};
 use ml_testkit::{TestBroker, WorkerProcess, env};
 use serde_json::{Value, json};
@@ -280,61 +279,6 @@ fn tempfile_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{}-{name}", std::process::id()))
 }
 
-/// Peak resident set of this process (`VmHWM`), in bytes.
-fn own_peak_rss() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmHWM")?;
-    Ok(kib * 1024)
-}
-
-/// Waits until every task has a SUCCESS result, then returns the drain rate
-/// from the first to the last `date_done`.
-async fn drain_rate(ids: &[String], timeout: Duration) -> Result<f64> {
-    let client = redis::Client::open(env::redis_url())?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| format!("celery-task-meta-{id}"))
-            .collect();
-        let metas: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut connection)
-            .await?;
-        let done: Vec<DateTime<Utc>> = metas
-            .iter()
-            .flatten()
-            .filter_map(|text| serde_json::from_str::<Value>(text).ok())
-            .filter(|meta| meta["status"] == "SUCCESS")
-            .filter_map(|meta| {
-                meta["date_done"]
-                    .as_str()
-                    .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
-            })
-            .map(|d| d.with_timezone(&Utc))
-            .collect();
-        if done.len() == ids.len() {
-            let first = done.iter().min().context("no results")?;
-            let last = done.iter().max().context("no results")?;
-            let seconds = (*last - *first).as_seconds_f64().max(1e-6);
-            #[allow(clippy::cast_precision_loss)]
-            return Ok((ids.len() - 1) as f64 / seconds);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {}/{} tasks finished",
-            done.len(),
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// End-to-end: `E2E_TASKS` caption tasks pre-loaded into a quorum queue,
 /// drained by the release vector-worker into pgvector (rows + Redis results).
 async fn bench_end_to_end(captions: &[String]) -> Result<Option<(f64, u64)>> {
@@ -368,17 +312,12 @@ async fn bench_end_to_end(captions: &[String]) -> Result<Option<(f64, u64)>> {
         ids.push(id);
     }
     let mut worker = WorkerProcess::spawn(&binary, &queue, &[("LOG_LEVEL", "warn")])?;
-    let rate = drain_rate(&ids, Duration::from_secs(600)).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", worker.pid()))?;
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmHWM")?;
+    let rate = ml_testkit::celery::drain_rate(&ids, Duration::from_secs(600)).await;
+    let peak = ml_testkit::process::peak_rss(Some(worker.pid()))?;
     let _ = worker.terminate();
     let _ = worker.wait_exit(Duration::from_secs(30)).await;
     broker.delete(&queue).await;
-    Ok(Some((rate?, peak_kib * 1024)))
+    Ok(Some((rate?, peak)))
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -434,7 +373,7 @@ fn main() -> Result<()> {
     }
     println!("{}", "-".repeat(86));
     println!("lowest ratio {worst:.2}x (goal >= 1.5x at every batch size)");
-    let ours_rss = own_peak_rss()?;
+    let ours_rss = ml_testkit::process::peak_rss(None)?;
     println!(
         "peak RSS: ours {:.1} MiB (this bench process, model + all cells; goal < 300 MB), peer {:.1} MiB (python, ru_maxrss)",
         mib(ours_rss),

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use clap::Parser;
 use ml_runtime::{
     Handler, Metrics, Readiness, ResultBackend, Router, RuntimeArgs, Task, TaskError, Worker,
@@ -58,50 +57,6 @@ async fn load_queue(broker: &TestBroker, queue: &str) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Waits until every task has a SUCCESS result, then returns the drain rate
-/// from the first to the last `date_done`.
-async fn drain_rate(ids: &[String], timeout: Duration) -> Result<f64> {
-    let client = redis::Client::open(env::redis_url())?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| format!("celery-task-meta-{id}"))
-            .collect();
-        let metas: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut connection)
-            .await?;
-        let done: Vec<DateTime<Utc>> = metas
-            .iter()
-            .flatten()
-            .filter_map(|text| serde_json::from_str::<Value>(text).ok())
-            .filter(|meta| meta["status"] == "SUCCESS")
-            .filter_map(|meta| {
-                meta["date_done"]
-                    .as_str()
-                    .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
-            })
-            .map(|d| d.with_timezone(&Utc))
-            .collect();
-        if done.len() == ids.len() {
-            let first = done.iter().min().context("no results")?;
-            let last = done.iter().max().context("no results")?;
-            let seconds = (*last - *first).as_seconds_f64().max(1e-6);
-            #[allow(clippy::cast_precision_loss)]
-            return Ok((ids.len() - 1) as f64 / seconds);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {}/{} tasks finished",
-            done.len(),
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn bench_runtime(broker: &TestBroker, concurrency: usize, multiplier: u16) -> Result<f64> {
     let queue = TestBroker::unique_queue("bench.runtime");
     let ids = load_queue(broker, &queue).await?;
@@ -131,7 +86,7 @@ async fn bench_runtime(broker: &TestBroker, concurrency: usize, multiplier: u16)
         shutdown.clone(),
     );
     let running = tokio::spawn(worker.run());
-    let rate = drain_rate(&ids, Duration::from_secs(300)).await;
+    let rate = ml_testkit::celery::drain_rate(&ids, Duration::from_secs(300)).await;
     shutdown.cancel();
     running.await??;
     broker.delete(&queue).await;
@@ -169,7 +124,7 @@ async fn bench_celery(broker: &TestBroker) -> Result<f64> {
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {} (run scripts/setup)", celery.display()))?;
-    let rate = drain_rate(&ids, Duration::from_secs(600)).await;
+    let rate = ml_testkit::celery::drain_rate(&ids, Duration::from_secs(600)).await;
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -211,15 +166,10 @@ async fn bench_vector_worker(broker: &TestBroker) -> Result<(Duration, u64)> {
             .await?;
         ids.push(id);
     }
-    drain_rate(&ids, Duration::from_secs(120)).await?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", worker.pid()))?;
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmHWM")?;
+    ml_testkit::celery::drain_rate(&ids, Duration::from_secs(120)).await?;
+    let peak = ml_testkit::process::peak_rss(Some(worker.pid()))?;
     broker.delete(&queue).await;
-    Ok((to_ready, peak_kib * 1024))
+    Ok((to_ready, peak))
 }
 
 #[tokio::main]

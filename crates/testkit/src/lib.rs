@@ -9,10 +9,12 @@
 //! | [`env`] | service addresses and paths |
 //! | [`fixture`] | the example messages in `tests/fixtures/messages` |
 //! | [`broker`] | publishing, reading and cleaning test queues |
+//! | [`celery`] | the Celery results in Redis (drain rates for benchmarks) |
 //! | [`process`] | a worker binary run as a child process, its logs and endpoints |
 //! | [`wait`] | polling until a condition holds, with a deadline |
 
 pub mod broker;
+pub mod celery;
 pub mod env;
 pub mod fixture;
 pub mod process;

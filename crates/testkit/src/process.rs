@@ -220,6 +220,25 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// Peak resident set size (`VmHWM`) in bytes of process `pid`, or of this
+/// process when `None`.
+///
+/// # Errors
+/// When `/proc` cannot be read (not Linux, or the process is gone).
+pub fn peak_rss(pid: Option<u32>) -> Result<u64> {
+    let path = pid.map_or_else(
+        || "/proc/self/status".to_owned(),
+        |pid| format!("/proc/{pid}/status"),
+    );
+    let status = std::fs::read_to_string(&path).with_context(|| path.clone())?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no VmHWM in {path}"))?;
+    Ok(kib * 1024)
+}
+
 /// A minimal HTTP/1.0 request with an optional JSON body (keeps the test
 /// kit free of an HTTP client).
 ///

@@ -32,6 +32,28 @@ fn heavy_batch(shares: &[Uuid]) -> Value {
     json!({ "tasks": tasks })
 }
 
+/// Creates the `ml_results` row of `share` and holds it locked in an open
+/// transaction, as a concurrent writer would: the worker's upsert then fails
+/// on its lock timeout, a real transient database error.
+async fn hold_result_row(
+    db: &sqlx::PgPool,
+    share: Uuid,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    sqlx::query(
+        "INSERT INTO ml_results (share_id, task_type, result_data) \
+         VALUES ($1, 'embed_vectors', '{\"status\": \"failed\"}')",
+    )
+    .bind(share)
+    .execute(db)
+    .await?;
+    let mut blocker = db.begin().await?;
+    sqlx::query("SELECT 1 FROM ml_results WHERE share_id = $1 FOR UPDATE")
+        .bind(share)
+        .execute(&mut *blocker)
+        .await?;
+    Ok(blocker)
+}
+
 fn started_line_of<'a>(task_id: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |line| line["message"] == "task started" && line["span"]["task_id"] == task_id
 }
@@ -200,19 +222,8 @@ async fn transient_database_failure_is_retried_then_succeeds() -> Result<()> {
     ])
     .await?;
     let share = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO ml_results (share_id, task_type, result_data) \
-         VALUES ($1, 'embed_vectors', '{\"status\": \"failed\"}')",
-    )
-    .bind(share)
-    .execute(&harness.db)
-    .await?;
     // Another session holds the row: the worker's write times out on the lock.
-    let mut blocker = harness.db.begin().await?;
-    sqlx::query("SELECT 1 FROM ml_results WHERE share_id = $1 FOR UPDATE")
-        .bind(share)
-        .execute(&mut *blocker)
-        .await?;
+    let blocker = hold_result_row(&harness.db, share).await?;
     let task_id = Uuid::new_v4().to_string();
     harness
         .publish_embed(
@@ -297,18 +308,7 @@ async fn exhausted_retries_end_in_the_dead_letter_queue() -> Result<()> {
     ])
     .await?;
     let share = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO ml_results (share_id, task_type, result_data) \
-         VALUES ($1, 'embed_vectors', '{\"status\": \"failed\"}')",
-    )
-    .bind(share)
-    .execute(&harness.db)
-    .await?;
-    let mut blocker = harness.db.begin().await?;
-    sqlx::query("SELECT 1 FROM ml_results WHERE share_id = $1 FOR UPDATE")
-        .bind(share)
-        .execute(&mut *blocker)
-        .await?;
+    let blocker = hold_result_row(&harness.db, share).await?;
     let task_id = Uuid::new_v4().to_string();
     harness
         .publish_embed(
