@@ -17,6 +17,18 @@ fn summary(share_id: Uuid, data: serde_json::Value) -> MlResult {
     }
 }
 
+/// The stored row of `(share, task_type)`, which must exist.
+async fn stored(
+    store: &ml_storage::Store,
+    share: Uuid,
+    task_type: &str,
+) -> TestResult<ml_storage::StoredResult> {
+    Ok(store
+        .get_result(share, task_type)
+        .await?
+        .ok_or("row missing")?)
+}
+
 #[tokio::test]
 async fn upsert_writes_then_replaces_one_row() -> TestResult {
     let store = common::store().await?;
@@ -33,10 +45,7 @@ async fn upsert_writes_then_replaces_one_row() -> TestResult {
             json!({"summary": "two", "status": "success"}),
         ))
         .await?;
-    let row = store
-        .get_result(share, "summarize_llm")
-        .await?
-        .ok_or("row missing")?;
+    let row = stored(&store, share, "summarize_llm").await?;
     assert_eq!(row.result_data["summary"], "two");
     assert_eq!(row.model_version.as_deref(), Some("qwen2.5-0.5b"));
     assert_eq!(row.processing_ms, Some(250));
@@ -63,10 +72,7 @@ async fn a_failure_never_overwrites_a_success() -> TestResult {
         .record_failure(&summary(share, json!({"error": "model crashed"})))
         .await?;
     assert!(!written);
-    let row = store
-        .get_result(share, "summarize_llm")
-        .await?
-        .ok_or("row missing")?;
+    let row = stored(&store, share, "summarize_llm").await?;
     assert_eq!(row.result_data["summary"], "good");
 
     // A success without any status key (the transcription shape) counts too.
@@ -83,10 +89,7 @@ async fn a_failure_never_overwrites_a_success() -> TestResult {
             })
             .await?
     );
-    let row = store
-        .get_result(share, "transcription")
-        .await?
-        .ok_or("row missing")?;
+    let row = stored(&store, share, "transcription").await?;
     assert_eq!(row.result_data["text"], "hello");
     Ok(())
 }
@@ -100,10 +103,7 @@ async fn failures_are_written_when_nothing_better_exists() -> TestResult {
             .record_failure(&summary(share, json!({"error": "first"})))
             .await?
     );
-    let row = store
-        .get_result(share, "summarize_llm")
-        .await?
-        .ok_or("row missing")?;
+    let row = stored(&store, share, "summarize_llm").await?;
     assert_eq!(
         row.result_data,
         json!({"error": "first", "status": "failed"})
@@ -115,10 +115,7 @@ async fn failures_are_written_when_nothing_better_exists() -> TestResult {
             .record_failure(&summary(share, json!({"error": "second"})))
             .await?
     );
-    let row = store
-        .get_result(share, "summarize_llm")
-        .await?
-        .ok_or("row missing")?;
+    let row = stored(&store, share, "summarize_llm").await?;
     assert_eq!(row.result_data["error"], "second");
 
     // And a success replaces a failure.
@@ -128,10 +125,7 @@ async fn failures_are_written_when_nothing_better_exists() -> TestResult {
             json!({"summary": "finally", "status": "success"}),
         ))
         .await?;
-    let row = store
-        .get_result(share, "summarize_llm")
-        .await?
-        .ok_or("row missing")?;
+    let row = stored(&store, share, "summarize_llm").await?;
     assert_eq!(row.result_data["summary"], "finally");
     Ok(())
 }
@@ -145,10 +139,7 @@ async fn skips_keep_their_status_and_never_replace_a_success() -> TestResult {
             .record_skip(&summary(share, json!({"reason": "empty text"})))
             .await?
     );
-    let row = store
-        .get_result(share, "summarize_llm")
-        .await?
-        .ok_or("row missing")?;
+    let row = stored(&store, share, "summarize_llm").await?;
     assert_eq!(
         row.result_data,
         json!({"reason": "empty text", "status": "skipped"})
@@ -178,10 +169,7 @@ async fn skips_keep_their_status_and_never_replace_a_success() -> TestResult {
             .record_skip(&summary(share, json!({"reason": "junk"})))
             .await?
     );
-    let row = store
-        .get_result(share, "summarize_llm")
-        .await?
-        .ok_or("row missing")?;
+    let row = stored(&store, share, "summarize_llm").await?;
     assert_eq!(row.result_data["summary"], "done");
     Ok(())
 }
