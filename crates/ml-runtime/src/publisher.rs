@@ -2,8 +2,8 @@
 //! by the broker before the original delivery is acknowledged.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use lapin::Channel;
 use lapin::types::{AMQPValue, LongString, ShortString};
-use lapin::{BasicProperties, Channel};
 use serde_json::{Value, json};
 
 use crate::broker::{PublishError, json_properties, publish_confirmed};
@@ -75,8 +75,14 @@ impl Publisher {
         let properties = json_properties()
             .with_correlation_id(ShortString::from(task.id.as_str()))
             .with_headers(json_to_table(&headers));
-        self.publish(EXCHANGE, queue, body.to_string().as_bytes(), properties)
-            .await
+        publish_confirmed(
+            &self.channel,
+            EXCHANGE,
+            queue,
+            body.to_string().as_bytes(),
+            properties,
+        )
+        .await
     }
 
     /// Publishes the original message bytes to `<queue>.dead` with the reason
@@ -118,18 +124,7 @@ impl Publisher {
             .with_delivery_mode(2)
             .with_headers(headers);
         let dead_queue = format!("{}{DEAD_LETTER_SUFFIX}", letter.queue);
-        self.publish("", &dead_queue, &original.data, properties)
-            .await
-    }
-
-    async fn publish(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        properties: BasicProperties,
-    ) -> Result<(), PublishError> {
-        publish_confirmed(&self.channel, exchange, routing_key, body, properties).await
+        publish_confirmed(&self.channel, "", &dead_queue, &original.data, properties).await
     }
 }
 
