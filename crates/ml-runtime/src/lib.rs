@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`config`] | environment names and CLI flags shared by every worker |
 //! | [`task`] | the typed [`Task`] both wire encodings decode into |
+//! | [`arguments`] | reading `share_id`/`content`/`options` in both spellings |
 //! | `decode` | gateway (body-carried) and Celery protocol 2 decoding |
 //! | [`headers`] | AMQP field tables to and from JSON |
 //! | [`handler`] | the [`Handler`] trait and the task-name [`Router`] |
@@ -22,6 +23,7 @@
 //! | [`shutdown`] | one token fired by SIGTERM or Ctrl-C |
 //! | [`telemetry`] | JSON logging set-up |
 
+pub mod arguments;
 pub mod backoff;
 pub mod broker;
 pub mod config;

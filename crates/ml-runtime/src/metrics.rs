@@ -216,6 +216,18 @@ impl Metrics {
             .set(1);
     }
 
+    /// Registers a worker-specific metric (beyond the contract's names)
+    /// in the same registry, so `/metrics` exports it too.
+    ///
+    /// # Errors
+    /// When a metric of the same name is already registered.
+    pub fn register<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> Result<M, prometheus::Error> {
+        register(&self.registry, metric)
+    }
+
     /// The worker type label (`embed`, `summarize`, `transcribe`).
     pub fn worker_type(&self) -> &str {
         &self.worker_type

@@ -59,6 +59,24 @@ impl ResultBackend {
         })
     }
 
+    /// Connects to Redis at `url`, waiting with backoff while it is
+    /// unreachable (a worker starting beside Redis) until `shutdown`.
+    ///
+    /// # Errors
+    /// When the URL is invalid, or Redis is still unreachable at shutdown.
+    pub async fn connect_with_retry(
+        url: &str,
+        expires: Duration,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Result<Self, redis::RedisError> {
+        let unreachable =
+            |e: &redis::RedisError| e.is_io_error() || e.is_connection_refusal() || e.is_timeout();
+        crate::backoff::retry_transient("Redis", shutdown, unreachable, || {
+            Self::connect(url, expires)
+        })
+        .await
+    }
+
     /// Records `state` for `task_id` with `result` (the return value, or an
     /// exception description from [`exception`]).
     ///

@@ -40,6 +40,25 @@ pub struct Task {
 }
 
 impl Task {
+    /// A task called `name` with keyword arguments `kwargs` and nothing
+    /// else set, as a fresh gateway message would carry it (for tests and
+    /// tools that build tasks in code).
+    pub fn with_kwargs(id: &str, name: &str, kwargs: Map<String, Value>) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            args: Vec::new(),
+            kwargs,
+            retries: 0,
+            eta: None,
+            expires: None,
+            root_id: None,
+            parent_id: None,
+            traceparent: None,
+            encoding: Encoding::Gateway,
+        }
+    }
+
     /// The argument called `name`, looked up in kwargs first and then at
     /// `position` in the positional args (the contract allows both).
     pub fn argument(&self, name: &str, position: usize) -> Option<&Value> {

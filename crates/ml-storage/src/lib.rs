@@ -14,6 +14,7 @@
 //! | [`config`] | [`StoreConfig`]: URL, pool size and the per-connection lock and statement timeouts |
 //! | [`store`] | [`Store`]: the connection pool, connected eagerly, with [`Store::ping`] for readiness |
 //! | `migrate` | embedded migrations for the static schema and the dimension-dependent `embeddings` table ([`Store::prepare`]) |
+//! | [`runtime`] | plugging into ml-runtime: connect with backoff, `/readyz` check, errors as [`TaskError`](ml_runtime::TaskError), [`processed_at`] |
 //! | `results` | [`MlResult`] upserts into `ml_results`, and failures that never overwrite a success |
 //! | `embeddings` | atomic replacement of one [`EmbeddingSet`]'s vectors, plus search helpers |
 //!
@@ -26,6 +27,7 @@ mod embeddings;
 pub mod error;
 mod migrate;
 mod results;
+pub mod runtime;
 pub mod store;
 
 pub use args::DatabaseArgs;
@@ -33,4 +35,5 @@ pub use config::StoreConfig;
 pub use embeddings::{EmbeddingRow, EmbeddingSet};
 pub use error::{Result, StorageError};
 pub use results::{MlResult, StoredResult};
+pub use runtime::processed_at;
 pub use store::Store;

@@ -55,3 +55,50 @@ pub async fn drain_rate(ids: &[String], timeout: Duration) -> Result<f64> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The Celery meta stored in Redis for `task_id`.
+///
+/// # Errors
+/// When Redis is unreachable or the value is not JSON.
+pub async fn meta(task_id: &str) -> Result<Option<Value>> {
+    let client = redis::Client::open(env::redis_url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let raw: Option<String> = redis::cmd("GET")
+        .arg(format!("celery-task-meta-{task_id}"))
+        .query_async(&mut connection)
+        .await?;
+    Ok(raw.map(|text| serde_json::from_str(&text)).transpose()?)
+}
+
+/// Deletes the Celery result of `task_id` (fixtures reuse their task ids).
+///
+/// # Errors
+/// When Redis is unreachable.
+pub async fn forget(task_id: &str) -> Result<()> {
+    let client = redis::Client::open(env::redis_url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    redis::cmd("DEL")
+        .arg(format!("celery-task-meta-{task_id}"))
+        .query_async::<()>(&mut connection)
+        .await?;
+    Ok(())
+}
+
+/// Waits until Redis holds `status` for `task_id`.
+///
+/// # Errors
+/// When it does not within `timeout`.
+pub async fn wait_status(task_id: &str, status: &str, timeout: Duration) -> Result<Value> {
+    crate::wait::until(
+        &format!("{status} for task {task_id} in Redis"),
+        timeout,
+        || async {
+            meta(task_id)
+                .await
+                .ok()
+                .flatten()
+                .filter(|meta| meta["status"] == status)
+        },
+    )
+    .await
+}

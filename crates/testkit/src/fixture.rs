@@ -54,6 +54,21 @@ impl Fixture {
         })
     }
 
+    /// Edits the JSON body (e.g. to point a media URL at test media) and
+    /// re-encodes it.
+    ///
+    /// # Errors
+    /// When the body is not JSON.
+    pub fn edit_body(&mut self, edit: impl FnOnce(&mut Value)) -> Result<()> {
+        let json = self
+            .json
+            .as_mut()
+            .with_context(|| format!("{}: the body is not JSON", self.name))?;
+        edit(json);
+        self.body = serde_json::to_vec(json)?;
+        Ok(())
+    }
+
     /// Names of the fixtures whose file name starts with `prefix`, sorted.
     ///
     /// # Errors

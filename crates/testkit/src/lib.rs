@@ -9,7 +9,10 @@
 //! | [`env`] | service addresses and paths |
 //! | [`fixture`] | the example messages in `tests/fixtures/messages` |
 //! | [`broker`] | publishing, reading and cleaning test queues |
-//! | [`celery`] | the Celery results in Redis (drain rates for benchmarks) |
+//! | [`celery`] | the Celery results in Redis: reading, clearing, waiting, drain rates |
+//! | [`results`] | the `ml_results` rows in PostgreSQL |
+//! | [`s3`] | a real S3-compatible server (moto) for media tests |
+//! | [`harness`] | a ready worker on a fresh queue, with broker and database handles |
 //! | [`process`] | a worker binary run as a child process, its logs and endpoints |
 //! | [`wait`] | polling until a condition holds, with a deadline |
 
@@ -17,9 +20,13 @@ pub mod broker;
 pub mod celery;
 pub mod env;
 pub mod fixture;
+pub mod harness;
 pub mod process;
+pub mod results;
+pub mod s3;
 pub mod wait;
 
 pub use broker::TestBroker;
 pub use fixture::Fixture;
+pub use harness::{Harness, WorkerKind};
 pub use process::WorkerProcess;

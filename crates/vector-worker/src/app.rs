@@ -6,30 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use async_trait::async_trait;
 use ml_embedding::{ChunkConfig, Embedder, EmbedderConfig};
-use ml_runtime::backoff::retry_transient;
-use ml_runtime::{Metrics, Readiness, ReadinessCheck, ResultBackend, Router, Worker, WorkerSpec};
-use ml_storage::{StorageError, Store};
+use ml_runtime::{Metrics, Readiness, ResultBackend, Router, Worker, WorkerSpec};
+use ml_storage::Store;
 
 use crate::config::Config;
 use crate::handler::{EMBED_BATCH_TASK, EMBED_TASK, EmbedHandler};
 use crate::openai;
 use crate::service::EmbedService;
-
-/// `/readyz` fails while the database does not answer.
-struct DatabaseCheck(Store);
-
-#[async_trait]
-impl ReadinessCheck for DatabaseCheck {
-    fn name(&self) -> &'static str {
-        "database"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| e.to_string())
-    }
-}
 
 /// Runs the worker until SIGTERM/SIGINT.
 ///
@@ -43,12 +27,10 @@ pub async fn run(config: Config) -> Result<()> {
     let metrics = Arc::new(Metrics::new("embed")?);
 
     let store_config = config.database.store_config();
-    let store = retry_transient("PostgreSQL", &shutdown, StorageError::is_transient, || {
-        Store::connect(&store_config)
-    })
-    .await
-    .context("connecting to PostgreSQL")?;
-    let readiness = Readiness::new(vec![Arc::new(DatabaseCheck(store.clone()))]);
+    let store = Store::connect_with_retry(&store_config, &shutdown)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let readiness = Readiness::new(vec![Arc::new(store.clone())]);
 
     let model_path = config.model_path();
     let embedder = Embedder::load(&model_path, EmbedderConfig::default())
@@ -72,13 +54,10 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .context("applying database migrations")?;
     let expires = std::time::Duration::from_secs(config.runtime.result_expires_secs);
-    let redis_unavailable =
-        |e: &redis::RedisError| e.is_io_error() || e.is_connection_refusal() || e.is_timeout();
-    let results = retry_transient("Redis", &shutdown, redis_unavailable, || {
-        ResultBackend::connect(config.runtime.result_backend_url(), expires)
-    })
-    .await
-    .context("connecting to the Redis result backend")?;
+    let results =
+        ResultBackend::connect_with_retry(config.runtime.result_backend_url(), expires, &shutdown)
+            .await
+            .context("connecting to the Redis result backend")?;
     service
         .embed(vec!["warm-up".to_owned()])
         .await

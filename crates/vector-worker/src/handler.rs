@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use chrono::{SecondsFormat, Utc};
 use ml_embedding::{
     Chunk, ChunkConfig, ChunkStrategy, ContentType, clean, content_hash, skip_reason,
     transcript_text,
 };
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{EmbeddingRow, EmbeddingSet, MlResult, StorageError, Store};
+use ml_storage::{EmbeddingRow, EmbeddingSet, MlResult, Store, processed_at};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -192,7 +191,7 @@ impl EmbedHandler {
             "content_type": request.content_type.as_str(),
             "chunk_strategy": request.chunk_strategy.as_str(),
             "requested_model": request.requested_model,
-            "processed_at": now(),
+            "processed_at": processed_at(),
         });
         let set = EmbeddingSet {
             share_id: request.share_id,
@@ -209,8 +208,7 @@ impl EmbedHandler {
         };
         self.store
             .replace_embeddings(&set, &model, &rows, &result)
-            .await
-            .map_err(storage_error)?;
+            .await?;
         self.metrics.embeddings_generated.inc_by(rows.len() as u64);
         self.metrics
             .tokens_processed
@@ -248,15 +246,12 @@ impl EmbedHandler {
                 "chunks": [],
                 "embedding_type": request.embedding_type,
                 "content_type": request.content_type.as_str(),
-                "processed_at": now(),
+                "processed_at": processed_at(),
             }),
             model_version: Some(model),
             processing_ms: Some(processing_ms),
         };
-        self.store
-            .record_skip(&result)
-            .await
-            .map_err(storage_error)?;
+        self.store.record_skip(&result).await?;
         tracing::info!(share_id = %request.share_id, reason, "input skipped");
         Ok(
             json!({"share_id": request.share_id, "status": "skipped", "reason": reason, "embeddings_count": 0}),
@@ -343,7 +338,7 @@ impl Handler for EmbedHandler {
                     "status": "failed",
                     "error": error.to_string(),
                     "task_id": task.id,
-                    "processed_at": now(),
+                    "processed_at": processed_at(),
                 }),
                 model_version: Some(self.service.embedder().model_name().to_owned()),
                 processing_ms: None,
@@ -355,18 +350,6 @@ impl Handler for EmbedHandler {
     }
 }
 
-fn storage_error(error: StorageError) -> TaskError {
-    if error.is_transient() {
-        TaskError::Transient(format!("database: {error}"))
-    } else {
-        TaskError::Permanent(format!("database: {error}"))
-    }
-}
-
 fn to_i32(value: usize) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
-}
-
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use ml_embedding::{ChunkStrategy, ContentType, Segment};
+use ml_runtime::arguments::{invalid, optional_object, optional_str, parse_share_id};
 use ml_runtime::{Task, TaskError};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -75,11 +76,8 @@ impl EmbedRequest {
         options: Option<&Value>,
     ) -> Result<Self, TaskError> {
         let share_id = parse_share_id(share_id)?;
-        let content = match content {
-            Some(Value::Object(content)) => content,
-            Some(other) => return Err(invalid(format!("content must be an object, got {other}"))),
-            None => return Err(invalid("content is required")),
-        };
+        let content =
+            optional_object(content, "content")?.ok_or_else(|| invalid("content is required"))?;
         let text = match content.get("text") {
             Some(Value::String(text)) => text.clone(),
             Some(Value::Null) | None => return Err(invalid("content.text is required")),
@@ -105,11 +103,7 @@ impl EmbedRequest {
             }
         };
         let empty = Map::new();
-        let options = match options {
-            Some(Value::Object(options)) => options,
-            Some(Value::Null) | None => &empty,
-            Some(other) => return Err(invalid(format!("options must be an object, got {other}"))),
-        };
+        let options = optional_object(options, "options")?.unwrap_or(&empty);
         let embedding_type = optional_str(options, &["embedding_type", "embeddingType"])?
             .unwrap_or("content")
             .to_owned();
@@ -150,32 +144,6 @@ impl EmbedRequest {
     }
 }
 
-fn parse_share_id(value: Option<&Value>) -> Result<Uuid, TaskError> {
-    match value {
-        Some(Value::String(text)) => Uuid::parse_str(text)
-            .map_err(|_| invalid(format!("share_id must be a UUID, got {text:?}"))),
-        Some(Value::Null) | None => Err(invalid("share_id is required")),
-        Some(other) => Err(invalid(format!(
-            "share_id must be a UUID string, got {other}"
-        ))),
-    }
-}
-
-/// The first of `keys` present in `object`, which must be a string.
-fn optional_str<'a>(
-    object: &'a Map<String, Value>,
-    keys: &[&str],
-) -> Result<Option<&'a str>, TaskError> {
-    for key in keys {
-        match object.get(*key) {
-            Some(Value::String(text)) => return Ok(Some(text)),
-            Some(Value::Null) | None => {}
-            Some(other) => return Err(invalid(format!("{key} must be a string, got {other}"))),
-        }
-    }
-    Ok(None)
-}
-
 fn chapter_key(metadata: &Map<String, Value>) -> String {
     CHAPTER_KEYS
         .iter()
@@ -186,10 +154,6 @@ fn chapter_key(metadata: &Map<String, Value>) -> String {
         })
         .map(|key| format!("chapter:{key}"))
         .unwrap_or_default()
-}
-
-fn invalid(reason: impl Into<String>) -> TaskError {
-    TaskError::InvalidArguments(reason.into())
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 
 mod common;
 
+use common::EmbedTasks as _;
+
 use std::time::Duration;
 
 use anyhow::Result;
-use common::{Harness, cosine, vector_rows};
+use common::{cosine, vector_rows};
 use ml_embedding::{Embedder, EmbedderConfig};
 use serde_json::json;
 use uuid::Uuid;
@@ -16,7 +18,7 @@ const TASKS: usize = 2000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_tasks_is_batched_across_tasks_and_nothing_is_lost() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     let shares: Vec<Uuid> = (0..TASKS).map(|_| Uuid::new_v4()).collect();
     for (i, share) in shares.iter().enumerate() {
         let text = format!(

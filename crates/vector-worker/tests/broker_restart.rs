@@ -4,11 +4,13 @@
 
 mod common;
 
+use common::EmbedTasks as _;
+
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Result;
-use common::{Harness, TASK, wait_celery_status};
+use common::{TASK, wait_celery_status};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -20,7 +22,7 @@ fn rabbitmqctl(command: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_reconnects_after_the_broker_restarts() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     let first = Uuid::new_v4().to_string();
     harness
         .publish_embed(

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use common::{Harness, vector_rows};
+use common::vector_rows;
 use ml_testkit::env;
 use serde_json::Value;
 use uuid::Uuid;
@@ -40,7 +40,7 @@ fn run_client(queue: &str, share_id: &str, text: &str) -> Result<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn python_celery_client_reads_success_and_failure() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     let share = Uuid::new_v4();
     let queue = harness.queue.clone();
     let share_text = share.to_string();

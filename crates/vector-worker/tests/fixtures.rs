@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::EmbedTasks as _;
+
 use anyhow::Result;
 use common::{
     Harness, TASK, forget_shares, forget_task, result_data, vector_rows, wait_celery_status,
@@ -32,7 +34,7 @@ async fn publish_and_wait(harness: &Harness, name: &str, status: &str) -> Result
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fixtures_end_in_rows_or_dead_letters() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     let (a, b) = (uuid(SHARE_A), uuid(SHARE_B));
     forget_shares(&harness.db, &[a, b]).await?;
 
@@ -188,7 +190,7 @@ async fn fixtures_end_in_rows_or_dead_letters() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn endpoints_metrics_and_task_logs() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     assert_eq!(harness.worker.get("/healthz")?.0, 200);
     assert_eq!(harness.worker.get("/readyz")?.0, 200);
     let share = Uuid::new_v4();

@@ -3,11 +3,13 @@
 
 mod common;
 
+use common::EmbedTasks as _;
+
 use std::process::Command;
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
-use common::{Harness, TASK, cosine, vector_rows};
+use common::{TASK, cosine, vector_rows};
 use ml_testkit::env;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -28,7 +30,7 @@ fn vector(value: &Value) -> Vec<f32> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn embeddings_api_matches_the_queue_path_and_rejects_bad_requests() -> Result<()> {
-    let harness = Harness::start(&[
+    let harness = common::start(&[
         ("EMBED_API_MAX_INPUTS", "4"),
         ("EMBED_API_MAX_BODY_BYTES", "4096"),
     ])

@@ -3,14 +3,16 @@
 
 mod common;
 
+use common::EmbedTasks as _;
+
 use anyhow::Result;
-use common::{Harness, TASK, result_data, vector_rows, wait_celery_status};
+use common::{TASK, result_data, vector_rows, wait_celery_status};
 use serde_json::json;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn junk_input_is_recorded_as_skipped_not_embedded() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     for junk in ["   ", "!!!! ??? ...", "aaaaaaaaaaaaaaaa"] {
         let share = Uuid::new_v4();
         let task_id = Uuid::new_v4().to_string();
@@ -33,7 +35,7 @@ async fn junk_input_is_recorded_as_skipped_not_embedded() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transcript_segments_and_chapters() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     let share = Uuid::new_v4();
     let sentence = "We compare three message brokers and measure their latency under load. ";
     let segments: Vec<_> = (0..12)

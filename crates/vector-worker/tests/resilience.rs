@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::EmbedTasks as _;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -60,7 +62,7 @@ fn started_line_of<'a>(task_id: &'a str) -> impl Fn(&Value) -> bool + 'a {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_task_is_redelivered_and_rows_equal_a_clean_run() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     let shares: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
     let task_id = Uuid::new_v4().to_string();
     let batch = heavy_batch(&shares);
@@ -79,6 +81,7 @@ async fn kill_9_mid_task_is_redelivered_and_rows_equal_a_clean_run() -> Result<(
         broker,
         db,
         queue,
+        ..
     } = harness;
     worker
         .wait_for_log("the task to start", TASK, started_line_of(&task_id))
@@ -215,7 +218,7 @@ async fn sigterm_finishes_in_flight_work_and_returns_the_rest() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_database_failure_is_retried_then_succeeds() -> Result<()> {
-    let harness = Harness::start(&[
+    let harness = common::start(&[
         ("DATABASE_LOCK_TIMEOUT_MS", "300"),
         ("TASK_RETRY_BACKOFF_SECS", "0.3"),
         ("TASK_MAX_RETRIES", "10"),
@@ -256,7 +259,7 @@ async fn transient_database_failure_is_retried_then_succeeds() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_tasks_are_revoked_and_eta_is_honoured() -> Result<()> {
-    let harness = Harness::start(&[]).await?;
+    let harness = common::start(&[]).await?;
     let expired_share = Uuid::new_v4();
     let expired_id = Uuid::new_v4().to_string();
     harness
@@ -301,7 +304,7 @@ async fn expired_tasks_are_revoked_and_eta_is_honoured() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exhausted_retries_end_in_the_dead_letter_queue() -> Result<()> {
-    let harness = Harness::start(&[
+    let harness = common::start(&[
         ("DATABASE_LOCK_TIMEOUT_MS", "200"),
         ("TASK_RETRY_BACKOFF_SECS", "0.1"),
         ("TASK_MAX_RETRIES", "2"),
@@ -335,7 +338,7 @@ async fn exhausted_retries_end_in_the_dead_letter_queue() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn tracked_tasks_publish_started_then_success() -> Result<()> {
     use futures::StreamExt as _;
-    let harness = Harness::start(&[("CELERY_TASK_TRACK_STARTED", "true")]).await?;
+    let harness = common::start(&[("CELERY_TASK_TRACK_STARTED", "true")]).await?;
     let task_id = Uuid::new_v4().to_string();
     let client = redis::Client::open(ml_testkit::env::redis_url())?;
     let mut pubsub = client.get_async_pubsub().await?;

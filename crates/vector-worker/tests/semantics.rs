@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::EmbedTasks as _;
+
 use anyhow::Result;
 use common::{Harness, TASK, cosine, vector_rows};
 use ml_embedding::{Embedder, EmbedderConfig};
@@ -36,7 +38,7 @@ async fn paraphrases_score_high_and_search_ranks_the_right_share_first() -> Resu
 }
 
 async fn run_in(database_url: &str) -> Result<()> {
-    let harness = Harness::start_with_database(database_url, &[]).await?;
+    let harness = Harness::start_with_database(common::VECTOR_WORKER, database_url, &[]).await?;
     let texts = [
         "A man is eating food.",
         "Someone is having a meal.",
