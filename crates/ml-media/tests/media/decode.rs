@@ -1,0 +1,291 @@
+//! Decoding real speech in the containers and codecs users share, and the
+//! clear errors for what cannot be decoded.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use ml_media::{
+    DecodeError, DecodeOptions, DecodedAudio, NORMALIZE_TARGET_DBFS, decode_audio, rms_dbfs,
+};
+
+use crate::support::{best_alignment, ffmpeg, media, read_wav_pcm16, speech_sample};
+
+fn options() -> DecodeOptions {
+    DecodeOptions {
+        normalize: false,
+        ..DecodeOptions::default()
+    }
+}
+
+fn decode_err(path: &Path, options: &DecodeOptions) -> Result<DecodeError> {
+    match decode_audio(path, options) {
+        Ok(audio) => bail!(
+            "{} decoded ({} via {})",
+            path.display(),
+            audio.samples.len(),
+            audio.source
+        ),
+        Err(e) => Ok(e),
+    }
+}
+
+/// Every medium decodes to the original speech: same length, same signal
+/// (after the codec's delay), same level; symphonia for all but Opus.
+#[test]
+fn every_format_decodes_to_the_original_speech() -> Result<()> {
+    let (rate, reference) = read_wav_pcm16(&speech_sample()?)?;
+    ensure!(rate == 16_000, "the sample is {rate} Hz");
+    let reference_secs = reference.len() as f64 / 16_000.0;
+    let reference_db = rms_dbfs(&reference);
+    let mut report = Vec::new();
+    for medium in media()? {
+        let audio = decode_audio(&medium.path, &options())
+            .with_context(|| format!("decoding {}", medium.name))?;
+        let (corr, lag) = best_alignment(&reference, &audio.samples, 2000);
+        let level = rms_dbfs(&audio.samples) - reference_db;
+        let secs = audio.duration.as_secs_f64();
+        report.push(format!(
+            "{:16} {:22} {secs:.3} s  corr {corr:.4} at lag {lag:+}  level {level:+.2} dB",
+            medium.name, audio.source
+        ));
+        ensure!(audio.sample_rate == 16_000);
+        ensure!(
+            (audio.samples.len() as f64 / 16_000.0 - secs).abs() < 1e-3,
+            "{}: duration disagrees with samples",
+            medium.name
+        );
+        ensure!(
+            audio.source == medium.decoder,
+            "{}: decoded by {}, expected {}",
+            medium.name,
+            audio.source,
+            medium.decoder
+        );
+        ensure!(
+            (secs - reference_secs).abs() < 0.15,
+            "{}: {secs:.3} s, the original is {reference_secs:.3} s",
+            medium.name
+        );
+        ensure!(
+            corr > 0.9,
+            "{}: correlation {corr:.3} with the original",
+            medium.name
+        );
+        ensure!(
+            level.abs() < 1.5,
+            "{}: level off by {level:.2} dB",
+            medium.name
+        );
+        ensure!(
+            audio
+                .samples
+                .iter()
+                .all(|s| s.is_finite() && s.abs() <= 1.5),
+            "{}: samples out of range",
+            medium.name
+        );
+    }
+    println!("{}", report.join("\n"));
+    Ok(())
+}
+
+#[test]
+fn normalisation_brings_quiet_speech_to_the_target_level() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let quiet = dir.path().join("quiet.flac");
+    let speech = speech_sample()?;
+    ffmpeg(&[
+        "-i",
+        speech.to_str().context("path")?,
+        "-af",
+        "volume=-24dB",
+        quiet.to_str().context("path")?,
+    ])?;
+    let plain = decode_audio(&quiet, &options())?;
+    let normalized: DecodedAudio = decode_audio(
+        &quiet,
+        &DecodeOptions {
+            normalize: true,
+            ..DecodeOptions::default()
+        },
+    )?;
+    ensure!(plain.gain_db == 0.0);
+    ensure!((plain.input_rms_dbfs - normalized.input_rms_dbfs).abs() < 1e-3);
+    ensure!(normalized.gain_db > 10.0, "gain {}", normalized.gain_db);
+    let after = rms_dbfs(&normalized.samples);
+    let peak = normalized
+        .samples
+        .iter()
+        .fold(0.0f32, |m, s| m.max(s.abs()));
+    // RMS reaches the target unless the peak ceiling limits the gain first.
+    ensure!(after <= NORMALIZE_TARGET_DBFS + 0.1, "rms {after}");
+    ensure!(after > plain.input_rms_dbfs + 10.0, "rms {after}");
+    ensure!(peak <= 0.9, "peak {peak}");
+    Ok(())
+}
+
+#[test]
+fn synthetic_speech_from_espeak_decodes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wav = dir.path().join("espeak.wav");
+    let out = Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&wav)
+        .arg("The quick brown fox jumps over the lazy dog. Ask not what your country can do for you.")
+        .output()
+        .context("running espeak-ng (installed by scripts/setup)")?;
+    ensure!(
+        out.status.success(),
+        "espeak-ng: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audio = decode_audio(&wav, &options())?;
+    ensure!(
+        audio.source.starts_with("symphonia:pcm"),
+        "{}",
+        audio.source
+    );
+    ensure!(
+        audio.duration > Duration::from_secs(3),
+        "{:?}",
+        audio.duration
+    );
+    ensure!(
+        audio.input_rms_dbfs > -40.0,
+        "{} dBFS",
+        audio.input_rms_dbfs
+    );
+    Ok(())
+}
+
+#[test]
+fn empty_garbage_and_text_files_are_clear_permanent_errors() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"")?;
+    let err = decode_err(&empty, &options())?;
+    ensure!(matches!(err, DecodeError::Empty { .. }), "{err:?}");
+    ensure!(
+        err.to_string().ends_with("empty.mp4 is empty (0 bytes)"),
+        "{err}"
+    );
+
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, "These are my notes, not a video.\n".repeat(50))?;
+    let err = decode_err(&text, &options())?;
+    ensure!(matches!(err, DecodeError::NotMedia { .. }), "{err:?}");
+    ensure!(
+        err.to_string().contains("notes.mp4 is not decodable media"),
+        "{err}"
+    );
+
+    // A real M4A whose body after the header is overwritten with noise.
+    let m4a = media()?
+        .iter()
+        .find(|m| m.name == "m4a-aac")
+        .context("m4a")?;
+    let mut bytes = std::fs::read(&m4a.path)?;
+    let mut x: u32 = 0x1234_5678;
+    for b in bytes.iter_mut().skip(64) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let corrupt = dir.path().join("corrupt.m4a");
+    std::fs::write(&corrupt, bytes)?;
+    let err = decode_err(&corrupt, &options())?;
+    ensure!(matches!(err, DecodeError::NotMedia { .. }), "{err:?}");
+    ensure!(
+        err.to_string().contains("symphonia:") && err.to_string().contains("ffmpeg"),
+        "{err}"
+    );
+
+    for err in [
+        decode_err(&empty, &options())?,
+        decode_err(&text, &options())?,
+        err,
+    ] {
+        ensure!(!err.is_transient(), "{err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn media_over_the_duration_cap_is_refused() -> Result<()> {
+    let capped = DecodeOptions {
+        max_duration: Duration::from_secs(5),
+        ..options()
+    };
+    for medium in media()? {
+        let err = decode_err(&medium.path, &capped)?;
+        ensure!(
+            matches!(err, DecodeError::TooLong { max, .. } if max == Duration::from_secs(5)),
+            "{}: {err:?}",
+            medium.name
+        );
+        ensure!(err.to_string().contains("over the 5.0 s cap"), "{err}");
+    }
+    // Raw ADTS AAC declares no duration: the cap is enforced while decoding.
+    let dir = tempfile::tempdir()?;
+    let adts = dir.path().join("speech.aac");
+    let speech = speech_sample()?;
+    ffmpeg(&[
+        "-i",
+        speech.to_str().context("path")?,
+        "-c:a",
+        "aac",
+        adts.to_str().context("path")?,
+    ])?;
+    ensure!(decode_audio(&adts, &options())?.source == "symphonia:aac");
+    let err = decode_err(&adts, &capped)?;
+    ensure!(matches!(err, DecodeError::TooLong { .. }), "{err:?}");
+    Ok(())
+}
+
+#[test]
+fn opus_without_ffmpeg_says_so() -> Result<()> {
+    let webm = media()?
+        .iter()
+        .find(|m| m.name == "webm-vp8-opus")
+        .context("webm")?;
+    let without = DecodeOptions {
+        ffmpeg: Some("/nonexistent/ffmpeg".into()),
+        ..options()
+    };
+    let err = decode_err(&webm.path, &without)?;
+    ensure!(
+        err.to_string()
+            == "no decoder for codec opus and ffmpeg is not installed (/nonexistent/ffmpeg)",
+        "{err}"
+    );
+    ensure!(!err.is_transient());
+    Ok(())
+}
+
+#[test]
+fn a_video_without_sound_has_no_audio_track() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let silent = dir.path().join("silent.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10:duration=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        silent.to_str().context("path")?,
+    ])?;
+    let err = decode_err(&silent, &options())?;
+    ensure!(matches!(err, DecodeError::NoAudioTrack { .. }), "{err:?}");
+    ensure!(
+        err.to_string().ends_with("silent.mp4 has no audio track"),
+        "{err}"
+    );
+    Ok(())
+}
