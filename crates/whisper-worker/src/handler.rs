@@ -1,0 +1,287 @@
+//! The transcribe tasks: fetch the media, decode it, skip silence,
+//! transcribe, and store the `transcription` row.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use ml_media::{DecodedAudio, FetchedMedia, MediaArgs, MediaFetcher, MediaSource};
+use ml_runtime::{Handler, Metrics, Task, TaskError};
+use ml_storage::{MlResult, Store, processed_at};
+use ml_transcription::{Transcriber, Transcript};
+use serde_json::{Value, json};
+
+use crate::progress::TranscriptionMetrics;
+use crate::request::TranscribeRequest;
+
+/// Task name the gateway publishes to `ml.transcribe`.
+pub const TRANSCRIBE_API_TASK: &str = "whisper.tasks.transcribe_api";
+/// Task name of the `_local` backend (`ml.transcribe_local`).
+pub const TRANSCRIBE_LOCAL_TASK: &str = "whisper.tasks.transcribe_local";
+/// `ml_results.task_type` this worker writes (CONTRACT section 5).
+pub const TASK_TYPE: &str = "transcription";
+
+/// Serves both transcribe task names.
+pub struct TranscribeHandler {
+    transcriber: Arc<Transcriber>,
+    fetcher: MediaFetcher,
+    media: MediaArgs,
+    store: Store,
+    metrics: Arc<Metrics>,
+    transcription_metrics: TranscriptionMetrics,
+    silence_threshold_db: f32,
+}
+
+impl TranscribeHandler {
+    /// A handler transcribing with `transcriber` and storing into `store`.
+    pub fn new(
+        transcriber: Arc<Transcriber>,
+        media: MediaArgs,
+        store: Store,
+        metrics: Arc<Metrics>,
+        transcription_metrics: TranscriptionMetrics,
+        silence_threshold_db: f32,
+    ) -> Result<Self, ml_media::MediaError> {
+        Ok(Self {
+            transcriber,
+            fetcher: MediaFetcher::new(media.clone())?,
+            media,
+            store,
+            metrics,
+            transcription_metrics,
+            silence_threshold_db,
+        })
+    }
+
+    /// Fetches the media to a local file (a temp copy for remote sources,
+    /// removed when the returned value drops).
+    async fn fetch(&self, request: &TranscribeRequest) -> Result<FetchedMedia, TaskError> {
+        let source = MediaSource::parse(&request.media_url)
+            .map_err(|e| TaskError::Permanent(format!("media refused: {e}")))?;
+        self.fetcher.fetch(&source).await.map_err(|e| {
+            if e.is_transient() {
+                TaskError::Transient(format!("media fetch: {e}"))
+            } else {
+                TaskError::Permanent(format!("media refused: {e}"))
+            }
+        })
+    }
+
+    /// Decodes to 16 kHz mono on a blocking thread.
+    async fn decode(
+        &self,
+        media: &FetchedMedia,
+        normalize: bool,
+    ) -> Result<DecodedAudio, TaskError> {
+        let path = media.path().to_owned();
+        let options = self.media.decode_options(normalize);
+        tokio::task::spawn_blocking(move || ml_media::decode_audio(&path, &options))
+            .await
+            .map_err(|e| TaskError::Permanent(format!("decoding crashed: {e}")))?
+            .map_err(|e| {
+                if e.is_transient() {
+                    TaskError::Transient(format!("decoding: {e}"))
+                } else {
+                    TaskError::Permanent(format!("cannot decode the media: {e}"))
+                }
+            })
+    }
+
+    /// Runs whisper on a blocking thread, reporting progress.
+    async fn transcribe(
+        &self,
+        task: &Task,
+        request: &TranscribeRequest,
+        audio: DecodedAudio,
+    ) -> Result<Transcript, TaskError> {
+        let seconds = audio.duration.as_secs_f64();
+        let (progress, _progress_series) = self.transcription_metrics.track(&task.id, seconds);
+        let transcriber = self.transcriber.clone();
+        let options = request.options.clone();
+        let started = Instant::now();
+        let transcript = tokio::task::spawn_blocking(move || {
+            transcriber.transcribe(&audio.samples, &options, Some(progress))
+        })
+        .await
+        .map_err(|e| TaskError::Permanent(format!("transcription crashed: {e}")))?
+        .map_err(|e| TaskError::Permanent(format!("transcription failed: {e}")))?;
+        let elapsed = started.elapsed().as_secs_f64();
+        self.metrics.transcription_duration.observe(elapsed);
+        self.metrics
+            .model_latency
+            .with_label_values(&[self.transcriber.model_name()])
+            .observe(elapsed);
+        self.metrics.audio_duration.inc_by(seconds);
+        if elapsed > 0.0 {
+            self.transcription_metrics
+                .realtime_factor
+                .observe(seconds / elapsed);
+        }
+        Ok(transcript)
+    }
+
+    /// Stores the transcript; returns the Celery result.
+    async fn store_transcript(
+        &self,
+        request: &TranscribeRequest,
+        audio: &Decoded,
+        transcript: Transcript,
+        processing_ms: i32,
+    ) -> Result<Value, TaskError> {
+        let model = self.transcriber.model_name().to_owned();
+        let segments: Vec<Value> = transcript
+            .segments
+            .iter()
+            .map(|s| json!({"start": round_ms(s.start), "end": round_ms(s.end), "text": s.text}))
+            .collect();
+        let result = MlResult {
+            share_id: request.share_id,
+            task_type: TASK_TYPE.to_owned(),
+            result_data: json!({
+                "status": "completed",
+                "text": transcript.text,
+                "segments": segments,
+                "language": transcript.language,
+                "duration_seconds": round_ms(audio.seconds),
+                "backend": "local",
+                "segment_count": segments.len(),
+                "processed_at": processed_at(),
+                "billing_usd": 0,
+                "model": model,
+                "decoder": audio.decoder,
+                "requested_backend": request.requested_backend,
+            }),
+            model_version: Some(model),
+            processing_ms: Some(processing_ms),
+        };
+        self.store.upsert_result(&result).await?;
+        tracing::info!(
+            share_id = %request.share_id,
+            audio_seconds = audio.seconds,
+            segments = segments.len(),
+            language = %transcript.language,
+            "transcript stored"
+        );
+        Ok(json!({
+            "share_id": request.share_id,
+            "status": "completed",
+            "text": transcript.text,
+            "language": transcript.language,
+            "duration_seconds": round_ms(audio.seconds),
+            "segment_count": segments.len(),
+        }))
+    }
+
+    /// Records media without speech as skipped (never over an earlier
+    /// success).
+    async fn store_skip(
+        &self,
+        request: &TranscribeRequest,
+        audio: &Decoded,
+        reason: String,
+        processing_ms: i32,
+    ) -> Result<Value, TaskError> {
+        let model = self.transcriber.model_name().to_owned();
+        let result = MlResult {
+            share_id: request.share_id,
+            task_type: TASK_TYPE.to_owned(),
+            result_data: json!({
+                "status": "skipped",
+                "reason": reason,
+                "text": "",
+                "segments": [],
+                "language": null,
+                "duration_seconds": round_ms(audio.seconds),
+                "backend": "local",
+                "segment_count": 0,
+                "processed_at": processed_at(),
+                "billing_usd": 0,
+                "model": model,
+            }),
+            model_version: Some(model),
+            processing_ms: Some(processing_ms),
+        };
+        self.store.record_skip(&result).await?;
+        tracing::info!(share_id = %request.share_id, %reason, "media skipped");
+        Ok(json!({"share_id": request.share_id, "status": "skipped", "reason": reason}))
+    }
+}
+
+/// What the handler keeps of the decoded audio once whisper owns the samples.
+struct Decoded {
+    seconds: f64,
+    rms_dbfs: f32,
+    decoder: String,
+}
+
+#[async_trait]
+impl Handler for TranscribeHandler {
+    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
+        let started = Instant::now();
+        let request = TranscribeRequest::from_task(task)?;
+        let media = self.fetch(&request).await?;
+        let audio = self.decode(&media, request.normalize).await?;
+        drop(media);
+        let decoded = Decoded {
+            seconds: audio.duration.as_secs_f64(),
+            rms_dbfs: audio.input_rms_dbfs,
+            decoder: audio.source.clone(),
+        };
+        tracing::info!(
+            share_id = %request.share_id,
+            audio_seconds = decoded.seconds,
+            decoder = %decoded.decoder,
+            rms_dbfs = decoded.rms_dbfs,
+            "media decoded"
+        );
+        if decoded.rms_dbfs < self.silence_threshold_db {
+            let reason = format!(
+                "silent audio: RMS level {:.1} dBFS is below the {:.1} dBFS threshold",
+                decoded.rms_dbfs, self.silence_threshold_db
+            );
+            return self
+                .store_skip(&request, &decoded, reason, elapsed_ms(started))
+                .await;
+        }
+        let transcript = self.transcribe(task, &request, audio).await?;
+        if transcript.segments.is_empty() {
+            let reason = format!("no speech recognised in {:.1} s of audio", decoded.seconds);
+            return self
+                .store_skip(&request, &decoded, reason, elapsed_ms(started))
+                .await;
+        }
+        self.store_transcript(&request, &decoded, transcript, elapsed_ms(started))
+            .await
+    }
+
+    async fn on_failure(&self, task: &Task, error: &TaskError) {
+        let Ok(request) = TranscribeRequest::from_task(task) else {
+            return; // no share to record the failure against
+        };
+        let failure = MlResult {
+            share_id: request.share_id,
+            task_type: TASK_TYPE.to_owned(),
+            result_data: json!({
+                "status": "failed",
+                "error": error.to_string(),
+                "task_id": task.id,
+                "backend": "local",
+                "processed_at": processed_at(),
+            }),
+            model_version: Some(self.transcriber.model_name().to_owned()),
+            processing_ms: None,
+        };
+        if let Err(store_error) = self.store.record_failure(&failure).await {
+            tracing::warn!(share_id = %request.share_id, %store_error, "could not record the failure");
+        }
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i32 {
+    i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Seconds rounded to the millisecond, as the result rows carry them.
+fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
