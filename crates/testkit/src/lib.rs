@@ -12,6 +12,7 @@
 //! | [`celery`] | the Celery results in Redis: reading, clearing, waiting, drain rates |
 //! | [`results`] | the `ml_results` rows in PostgreSQL |
 //! | [`s3`] | a real S3-compatible server (moto) for media tests |
+//! | [`speech`] | real speech (the JFK sample, espeak-ng, ffmpeg), WAV reading, transcript normalisation |
 //! | [`harness`] | a ready worker on a fresh queue, with broker and database handles |
 //! | [`process`] | a worker binary run as a child process, its logs and endpoints |
 //! | [`wait`] | polling until a condition holds, with a deadline |
@@ -24,6 +25,7 @@ pub mod harness;
 pub mod process;
 pub mod results;
 pub mod s3;
+pub mod speech;
 pub mod wait;
 
 pub use broker::TestBroker;

@@ -135,28 +135,7 @@ impl PlanBuilder {
             0,
             3,
         );
-        self.push(
-            format!("{name}.key.weight"),
-            &[d, d],
-            w.clone(),
-            &[3 * d, d],
-            1,
-            3,
-        );
-        self.plan.zero_blocks.push(ZeroBlock {
-            source: b.clone(),
-            part: 1,
-            parts: 3,
-        });
-        self.push(
-            format!("{name}.value.weight"),
-            &[d, d],
-            w,
-            &[3 * d, d],
-            2,
-            3,
-        );
-        self.push(format!("{name}.value.bias"), &[d], b, &[3 * d], 2, 3);
+        self.key_value(name, &format!("{source}/linear_0"), d, 1, 3);
         self.linear(&format!("{name}.out"), &format!("{source}/linear_1"), d, d);
     }
 
@@ -168,31 +147,46 @@ impl PlanBuilder {
             d,
             d,
         );
-        let w = format!("{source}/linear_1/weight");
-        let b = format!("{source}/linear_1/bias");
+        self.key_value(name, &format!("{source}/linear_1"), d, 0, 2);
+        self.linear(&format!("{name}.out"), &format!("{source}/linear_2"), d, d);
+    }
+
+    /// Key and value of an attention block from parts `key_part` and
+    /// `key_part + 1` of the fused linear layer `source` (`parts` parts of
+    /// `d` rows). The key has no bias in Whisper: CTranslate2 stores zeros
+    /// there, which must be zero.
+    fn key_value(&mut self, name: &str, source: &str, d: usize, key_part: usize, parts: usize) {
+        let w = format!("{source}/weight");
+        let b = format!("{source}/bias");
         self.push(
             format!("{name}.key.weight"),
             &[d, d],
             w.clone(),
-            &[2 * d, d],
-            0,
-            2,
+            &[parts * d, d],
+            key_part,
+            parts,
         );
         self.plan.zero_blocks.push(ZeroBlock {
             source: b.clone(),
-            part: 0,
-            parts: 2,
+            part: key_part,
+            parts,
         });
         self.push(
             format!("{name}.value.weight"),
             &[d, d],
             w,
-            &[2 * d, d],
-            1,
-            2,
+            &[parts * d, d],
+            key_part + 1,
+            parts,
         );
-        self.push(format!("{name}.value.bias"), &[d], b, &[2 * d], 1, 2);
-        self.linear(&format!("{name}.out"), &format!("{source}/linear_2"), d, d);
+        self.push(
+            format!("{name}.value.bias"),
+            &[d],
+            b,
+            &[parts * d],
+            key_part + 1,
+            parts,
+        );
     }
 
     fn mlp(&mut self, name: &str, source: &str, d: usize) {

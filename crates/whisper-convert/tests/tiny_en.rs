@@ -8,28 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
+use ml_testkit::env::models_dir;
+use ml_testkit::speech::{JFK, normalise, read_wav_pcm16};
 use sha2::{Digest, Sha256};
 use whisper_convert::{Paths, convert_files};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
-
-const JFK: &str = "And so my fellow Americans ask not what your country can do for you \
-                   ask what you can do for your country.";
-
-/// `$MODELS_DIR`, default `$ML_WORKERS_CACHE/models` or
-/// `$HOME/.cache/ml-workers/models` (as scripts/lib.sh and ml-testkit).
-fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MODELS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("ML_WORKERS_CACHE").map_or_else(
-        || {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            PathBuf::from(home).join(".cache/ml-workers")
-        },
-        PathBuf::from,
-    );
-    cache.join("models")
-}
 
 /// A fetched input, or a failure that says how to get it.
 fn input(model: &str, file: &str) -> PathBuf {
@@ -63,56 +46,6 @@ fn pinned_sha256(file: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
-}
-
-/// 16 kHz mono 16-bit PCM WAV → f32 samples.
-fn read_wav(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
-        "not a WAV file"
-    );
-    let mut at = 12;
-    let mut format = None;
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
-            as usize;
-        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
-        if id == b"fmt " {
-            let u16_at = |i: usize| u16::from_le_bytes([body[i], body[i + 1]]);
-            let rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
-            format = Some((u16_at(0), u16_at(2), rate, u16_at(14)));
-        } else if id == b"data" {
-            assert_eq!(
-                format,
-                Some((1, 1, 16_000, 16)),
-                "expected PCM, mono, 16 kHz, 16-bit"
-            );
-            return body
-                .chunks_exact(2)
-                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                .collect();
-        }
-        at += 8 + len + (len & 1);
-    }
-    panic!("{}: no data chunk", path.display());
-}
-
-/// Lower case, letters, digits and single spaces only.
-fn normalise(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[test]
@@ -152,7 +85,8 @@ fn converted_tiny_en_loads_in_whisper_cpp_and_transcribes_jfk() {
     assert!(!ctx.is_multilingual());
     assert_eq!(ctx.n_vocab(), 51_864);
 
-    let audio = read_wav(&wav);
+    let (rate, audio) = read_wav_pcm16(&wav).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rate, 16_000);
     assert!(audio.len() > 16_000 * 10, "jfk.wav is about 11 s");
     let mut state = ctx.create_state().unwrap_or_else(|e| panic!("state: {e}"));
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
@@ -176,7 +110,7 @@ fn converted_tiny_en_loads_in_whisper_cpp_and_transcribes_jfk() {
         .collect::<Vec<_>>()
         .join(" ");
     eprintln!("transcript: {text}");
-    assert_eq!(normalise(&text), normalise(JFK), "transcript: {text}");
+    assert_eq!(normalise(&text), JFK, "transcript: {text}");
 
     // The file scripts/fetch-models installs is this very (proven) conversion.
     let sha256: String = Sha256::digest(&bytes)

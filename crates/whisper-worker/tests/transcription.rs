@@ -138,3 +138,28 @@ async fn parallel_transcriptions_match_sequential_ones() -> Result<()> {
     harness.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multilingual_model_detects_the_language_or_takes_the_given_one() -> Result<()> {
+    let media = MediaDir::new()?;
+    let url = media.speak_in(
+        "de",
+        "de.wav",
+        "Guten Morgen. Heute ist das Wetter sehr schön, und wir gehen mit dem Hund in den Park.",
+    )?;
+    let harness = start(&media, &[("WHISPER_MODEL", "base")]).await?;
+    let detected = transcribe(&harness, &url).await?;
+    assert_eq!(detected["status"], "completed", "{detected}");
+    assert_eq!(detected["language"], "de", "{detected}");
+    let text = text_of(&detected);
+    for word in ["morgen", "heute", "park"] {
+        assert!(text.contains(word), "{word:?} missing from {text:?}");
+    }
+    let share = publish(&harness, &url, json!({"language": "de"})).await?;
+    let given = harness.wait_result(share, TASK).await?;
+    assert_eq!(given["status"], "completed", "{given}");
+    assert_eq!(given["language"], "de", "{given}");
+    assert_eq!(given["text"], detected["text"]);
+    harness.cleanup().await;
+    Ok(())
+}

@@ -2,7 +2,6 @@
 //! clear errors for what cannot be decoded.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -10,7 +9,7 @@ use ml_media::{
     DecodeError, DecodeOptions, DecodedAudio, NORMALIZE_TARGET_DBFS, decode_audio, rms_dbfs,
 };
 
-use crate::support::{best_alignment, ffmpeg, media, read_wav_pcm16, speech_sample};
+use crate::support::{best_alignment, ffmpeg, jfk_wav, media, read_wav_pcm16};
 
 fn options() -> DecodeOptions {
     DecodeOptions {
@@ -35,7 +34,7 @@ fn decode_err(path: &Path, options: &DecodeOptions) -> Result<DecodeError> {
 /// (after the codec's delay), same level; symphonia for all but Opus.
 #[test]
 fn every_format_decodes_to_the_original_speech() -> Result<()> {
-    let (rate, reference) = read_wav_pcm16(&speech_sample()?)?;
+    let (rate, reference) = read_wav_pcm16(&jfk_wav()?)?;
     ensure!(rate == 16_000, "the sample is {rate} Hz");
     let reference_secs = reference.len() as f64 / 16_000.0;
     let reference_db = rms_dbfs(&reference);
@@ -95,8 +94,8 @@ fn every_format_decodes_to_the_original_speech() -> Result<()> {
 fn normalisation_brings_quiet_speech_to_the_target_level() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let quiet = dir.path().join("quiet.flac");
-    let speech = speech_sample()?;
-    ffmpeg(&[
+    let speech = jfk_wav()?;
+    ffmpeg([
         "-i",
         speech.to_str().context("path")?,
         "-af",
@@ -130,17 +129,11 @@ fn normalisation_brings_quiet_speech_to_the_target_level() -> Result<()> {
 fn synthetic_speech_from_espeak_decodes() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let wav = dir.path().join("espeak.wav");
-    let out = Command::new("espeak-ng")
-        .arg("-w")
-        .arg(&wav)
-        .arg("The quick brown fox jumps over the lazy dog. Ask not what your country can do for you.")
-        .output()
-        .context("running espeak-ng (installed by scripts/setup)")?;
-    ensure!(
-        out.status.success(),
-        "espeak-ng: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ml_testkit::speech::espeak(
+        "The quick brown fox jumps over the lazy dog. Ask not what your country can do for you.",
+        "en",
+        &wav,
+    )?;
     let audio = decode_audio(&wav, &options())?;
     ensure!(
         audio.source.starts_with("symphonia:pcm"),
@@ -232,8 +225,8 @@ fn media_over_the_duration_cap_is_refused() -> Result<()> {
     // Raw ADTS AAC declares no duration: the cap is enforced while decoding.
     let dir = tempfile::tempdir()?;
     let adts = dir.path().join("speech.aac");
-    let speech = speech_sample()?;
-    ffmpeg(&[
+    let speech = jfk_wav()?;
+    ffmpeg([
         "-i",
         speech.to_str().context("path")?,
         "-c:a",
@@ -270,7 +263,7 @@ fn opus_without_ffmpeg_says_so() -> Result<()> {
 fn a_video_without_sound_has_no_audio_track() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let silent = dir.path().join("silent.mp4");
-    ffmpeg(&[
+    ffmpeg([
         "-f",
         "lavfi",
         "-i",

@@ -5,7 +5,7 @@ use anyhow::{Result, bail, ensure};
 use ml_media::{MediaArgs, MediaError, MediaFetcher, MediaSource};
 
 use crate::server::{BIG, TestServer};
-use crate::support::{fixture_media_url, speech_sample};
+use crate::support::{fixture_media_url, jfk_wav};
 
 /// A fetcher whose temp files go to a folder of its own.
 struct Setup {
@@ -52,7 +52,7 @@ impl Setup {
 }
 
 async fn server() -> Result<(TestServer, Vec<u8>)> {
-    let bytes = std::fs::read(speech_sample()?)?;
+    let bytes = std::fs::read(jfk_wav()?)?;
     Ok((TestServer::start(bytes.clone()).await?, bytes))
 }
 

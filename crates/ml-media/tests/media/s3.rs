@@ -6,7 +6,7 @@ use ml_media::{MediaArgs, MediaError, MediaFetcher, MediaSource};
 use ml_testkit::s3::{KEY_ID, REGION, S3Server, SECRET};
 
 use crate::server::TestServer;
-use crate::support::speech_sample;
+use crate::support::jfk_wav;
 
 /// moto's S3 server, with this crate's settings pointed at it.
 struct Moto(S3Server);
@@ -47,7 +47,7 @@ async fn fetch_err(fetcher: &MediaFetcher, url: &str) -> Result<MediaError> {
 #[tokio::test(flavor = "multi_thread")]
 async fn objects_are_fetched_from_a_real_s3_server() -> Result<()> {
     let moto = Moto::start()?;
-    let bytes = std::fs::read(speech_sample()?)?;
+    let bytes = std::fs::read(jfk_wav()?)?;
     moto.put(
         "bookmarkai-media-test",
         "temp/videos/speech clip.wav",

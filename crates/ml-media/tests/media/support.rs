@@ -2,22 +2,10 @@
 //! Debian's ffmpeg, signal comparison, message fixtures.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result, bail, ensure};
-
-/// The real speech sample (JFK, 11 s, 16 kHz mono 16-bit), installed by
-/// `scripts/fetch-models` into `$MODELS_DIR/speech-samples/jfk.wav`.
-pub fn speech_sample() -> Result<PathBuf> {
-    let path = ml_testkit::env::models_dir().join("speech-samples/jfk.wav");
-    ensure!(
-        path.is_file(),
-        "{} is missing: run scripts/setup (scripts/fetch-models installs it)",
-        path.display()
-    );
-    Ok(path)
-}
+use anyhow::{Context, Result, bail};
+pub use ml_testkit::speech::{ffmpeg, jfk_wav, read_wav_pcm16};
 
 /// The repository's message fixtures.
 pub fn fixture_media_url(name: &str) -> Result<String> {
@@ -30,58 +18,6 @@ pub fn fixture_media_url(name: &str) -> Result<String> {
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("{name}: no body.kwargs.content.mediaUrl"))
-}
-
-/// Reads a 16-bit PCM WAV by hand (independent of the decoders under test):
-/// its sample rate and its first channel as f32.
-pub fn read_wav_pcm16(path: &Path) -> Result<(u32, Vec<f32>)> {
-    let bytes = std::fs::read(path)?;
-    ensure!(
-        bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
-        "not a WAV"
-    );
-    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
-    let u32_at =
-        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    let (mut pos, mut rate, mut channels) = (12, 0, 0);
-    while pos + 8 <= bytes.len() {
-        let id = &bytes[pos..pos + 4];
-        let len = u32_at(pos + 4) as usize;
-        let body = pos + 8;
-        if id == b"fmt " {
-            ensure!(
-                u16_at(body) == 1 && u16_at(body + 14) == 16,
-                "not 16-bit PCM"
-            );
-            channels = usize::from(u16_at(body + 2));
-            rate = u32_at(body + 4);
-        } else if id == b"data" {
-            ensure!(channels > 0, "data before fmt");
-            let end = (body + len).min(bytes.len());
-            let samples = bytes[body..end]
-                .chunks_exact(2 * channels)
-                .map(|frame| f32::from(i16::from_le_bytes([frame[0], frame[1]])) / 32768.0)
-                .collect();
-            return Ok((rate, samples));
-        }
-        pos = body + len + (len & 1);
-    }
-    bail!("no data chunk")
-}
-
-/// Runs ffmpeg (quietly) with `args`, failing with its stderr.
-pub fn ffmpeg(args: &[&str]) -> Result<()> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .context("running ffmpeg (installed by scripts/setup)")?;
-    ensure!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
 }
 
 /// One test medium made from the speech sample.
@@ -121,7 +57,7 @@ pub fn media() -> Result<&'static [Medium]> {
 }
 
 fn make_media() -> Result<(tempfile::TempDir, Vec<Medium>)> {
-    let speech = speech_sample()?;
+    let speech = jfk_wav()?;
     let speech = speech.to_str().context("non-UTF-8 path")?;
     let dir = tempfile::tempdir()?;
     let mut media = Vec::new();

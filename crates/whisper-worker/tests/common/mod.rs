@@ -6,10 +6,11 @@
 pub mod http;
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use anyhow::{Context as _, Result, bail};
-use ml_testkit::{Harness, WorkerKind, env};
+use anyhow::Result;
+pub use ml_testkit::speech::{JFK, jfk_wav, normalise};
+use ml_testkit::speech::{espeak, ffmpeg};
+use ml_testkit::{Harness, WorkerKind};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -22,9 +23,6 @@ pub const WHISPER_WORKER: WorkerKind = WorkerKind {
     queue_env: "TRANSCRIBE_QUEUES",
     task_type: "transcription",
 };
-
-/// The sentence of jfk.wav (MODELS.md), normalised.
-pub const JFK: &str = "and so my fellow americans ask not what your country can do for you ask what you can do for your country";
 
 /// Starts a ready whisper-worker whose media root is `media`.
 pub async fn start(media: &MediaDir, extra_env: &[(&str, &str)]) -> Result<Harness> {
@@ -52,31 +50,6 @@ pub async fn publish(harness: &Harness, media_url: &str, options: Value) -> Resu
 pub async fn transcribe(harness: &Harness, media_url: &str) -> Result<Value> {
     let share_id = publish(harness, media_url, json!({})).await?;
     harness.wait_result(share_id, TASK).await
-}
-
-/// Lower-case words without punctuation, single-spaced.
-pub fn normalise(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c.is_whitespace() {
-                c.to_ascii_lowercase()
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The real speech sample (scripts/fetch-models puts it there).
-pub fn jfk_wav() -> Result<PathBuf> {
-    let path = env::models_dir().join("speech-samples/jfk.wav");
-    if !path.is_file() {
-        bail!("{} is missing: run scripts/fetch-models", path.display());
-    }
-    Ok(path)
 }
 
 /// A fresh media root with test media, removed on drop.
@@ -113,42 +86,51 @@ impl MediaDir {
     /// jfk.wav re-encoded by ffmpeg into `name` with `args` (codec
     /// options); the container follows the extension.
     pub fn jfk_as(&self, name: &str, args: &[&str]) -> Result<String> {
-        let input = jfk_wav()?;
-        let mut command = Command::new("ffmpeg");
-        command
-            .args(["-nostdin", "-y", "-loglevel", "error", "-i"])
-            .arg(&input);
-        command.args(args).arg(self.path(name));
-        run(&mut command)?;
+        let mut all = vec!["-i".into(), jfk_wav()?.into_os_string()];
+        all.extend(args.iter().map(Into::into));
+        all.push(self.path(name).into_os_string());
+        ffmpeg(all)?;
         Ok(self.url(name))
     }
 
-    /// `text` spoken by espeak-ng into the WAV file `name`.
+    /// `text` spoken by espeak-ng (English) into the WAV file `name`.
     pub fn speak(&self, name: &str, text: &str) -> Result<String> {
-        run(Command::new("espeak-ng")
-            .arg("-w")
-            .arg(self.path(name))
-            .arg(text))?;
+        self.speak_in("en", name, text)
+    }
+
+    /// `text` spoken by espeak-ng's `voice` (e.g. `de`) into the WAV file `name`.
+    pub fn speak_in(&self, voice: &str, name: &str, text: &str) -> Result<String> {
+        espeak(text, voice, &self.path(name))?;
         Ok(self.url(name))
     }
 
     /// `seconds` of digital silence as a 16 kHz WAV file `name`.
     pub fn silence(&self, name: &str, seconds: f32) -> Result<String> {
-        run(Command::new("ffmpeg")
-            .args(["-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i"])
-            .arg("anullsrc=r=16000:cl=mono")
-            .args(["-t", &seconds.to_string()])
-            .arg(self.path(name)))?;
+        let seconds = seconds.to_string();
+        let out = self.path(name);
+        ffmpeg([
+            "-f".as_ref(),
+            "lavfi".as_ref(),
+            "-i".as_ref(),
+            "anullsrc=r=16000:cl=mono".as_ref(),
+            "-t".as_ref(),
+            seconds.as_ref(),
+            out.as_os_str(),
+        ])?;
         Ok(self.url(name))
     }
 
     /// The first `seconds` of the media file `from` (inside the root) as `name`.
     pub fn cut(&self, from: &str, name: &str, seconds: f32) -> Result<String> {
-        run(Command::new("ffmpeg")
-            .args(["-nostdin", "-y", "-loglevel", "error", "-i"])
-            .arg(from)
-            .args(["-t", &seconds.to_string()])
-            .arg(self.path(name)))?;
+        let seconds = seconds.to_string();
+        let out = self.path(name);
+        ffmpeg([
+            "-i".as_ref(),
+            from.as_ref(),
+            "-t".as_ref(),
+            seconds.as_ref(),
+            out.as_os_str(),
+        ])?;
         Ok(self.url(name))
     }
 }
@@ -157,17 +139,4 @@ impl Drop for MediaDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-fn run(command: &mut Command) -> Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("running {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }
