@@ -282,16 +282,10 @@ fn tempfile_path(name: &str) -> PathBuf {
 /// End-to-end: `E2E_TASKS` caption tasks pre-loaded into a quorum queue,
 /// drained by the release vector-worker into pgvector (rows + Redis results).
 async fn bench_end_to_end(captions: &[String]) -> Result<Option<(f64, u64)>> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| env::repo_root().join("target"), PathBuf::from);
-    let binary = target.join("release/vector-worker");
-    if !binary.exists() {
-        println!(
-            "end-to-end: skipped, {} missing (cargo build --release --bin vector-worker)",
-            binary.display()
-        );
+    let Some(binary) = env::release_binary("vector-worker") else {
+        println!("end-to-end: skipped");
         return Ok(None);
-    }
+    };
     let broker = TestBroker::connect().await?;
     let queue = TestBroker::unique_queue("bench.embed.e2e");
     broker.declare_queue(&queue).await?;

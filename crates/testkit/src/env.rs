@@ -47,3 +47,20 @@ pub fn python() -> PathBuf {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// A release binary of this workspace (`$CARGO_TARGET_DIR/release/<name>`),
+/// when built: the benchmarks run the workers as users do.
+pub fn release_binary(name: &str) -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), PathBuf::from);
+    let binary = target.join("release").join(name);
+    if binary.is_file() {
+        Some(binary)
+    } else {
+        println!(
+            "{} missing (cargo build --release --bin {name})",
+            binary.display()
+        );
+        None
+    }
+}
