@@ -147,7 +147,17 @@ async fn a_multilingual_model_detects_the_language_or_takes_the_given_one() -> R
         "de.wav",
         "Guten Morgen. Heute ist das Wetter sehr schön, und wir gehen mit dem Hund in den Park.",
     )?;
-    let harness = start(&media, &[("WHISPER_MODEL", "base")]).await?;
+    // Any whisper.cpp file by path: WHISPER_MODEL_PATH wins over the name.
+    let model = ml_testkit::env::models_dir().join("whisper-base/ggml-base.bin");
+    let model = model.to_string_lossy();
+    let harness = start(
+        &media,
+        &[
+            ("WHISPER_MODEL_PATH", &model),
+            ("WHISPER_MODEL", "no-such-model"),
+        ],
+    )
+    .await?;
     let detected = transcribe(&harness, &url).await?;
     assert_eq!(detected["status"], "completed", "{detected}");
     assert_eq!(detected["language"], "de", "{detected}");
