@@ -115,8 +115,14 @@ impl PlanBuilder {
         self.whole(format!("{name}.bias"), format!("{source}/beta"), &[d]);
     }
 
-    /// Self-attention: fused q|k|v in `linear_0`, output in `linear_1`.
-    fn self_attention(&mut self, name: &str, source: &str, d: usize) {
+    /// Self-attention of block `block` (`{block}.attn`, `{block}.attn_ln`)
+    /// from `{source}/self_attention`: fused q|k|v in `linear_0`, output in
+    /// `linear_1`, then its layer norm.
+    fn self_attention(&mut self, block: &str, source: &str, d: usize) {
+        let (name, source) = (
+            &format!("{block}.attn"),
+            &format!("{source}/self_attention"),
+        );
         let w = format!("{source}/linear_0/weight");
         let b = format!("{source}/linear_0/bias");
         self.push(
@@ -137,10 +143,22 @@ impl PlanBuilder {
         );
         self.key_value(name, &format!("{source}/linear_0"), d, 1, 3);
         self.linear(&format!("{name}.out"), &format!("{source}/linear_1"), d, d);
+        self.norm(
+            &format!("{block}.attn_ln"),
+            &format!("{source}/layer_norm"),
+            d,
+        );
     }
 
-    /// Cross-attention: query in `linear_0`, fused k|v in `linear_1`, output in `linear_2`.
-    fn cross_attention(&mut self, name: &str, source: &str, d: usize) {
+    /// Cross-attention of decoder block `block` (`{block}.cross_attn`,
+    /// `{block}.cross_attn_ln`) from `{source}/attention`: query in
+    /// `linear_0`, fused k|v in `linear_1`, output in `linear_2`, then its
+    /// layer norm.
+    fn cross_attention(&mut self, block: &str, source: &str, d: usize) {
+        let (name, source) = (
+            &format!("{block}.cross_attn"),
+            &format!("{source}/attention"),
+        );
         self.linear(
             &format!("{name}.query"),
             &format!("{source}/linear_0"),
@@ -149,6 +167,11 @@ impl PlanBuilder {
         );
         self.key_value(name, &format!("{source}/linear_1"), d, 0, 2);
         self.linear(&format!("{name}.out"), &format!("{source}/linear_2"), d, d);
+        self.norm(
+            &format!("{block}.cross_attn_ln"),
+            &format!("{source}/layer_norm"),
+            d,
+        );
     }
 
     /// Key and value of an attention block from parts `key_part` and
@@ -254,16 +277,7 @@ pub fn plan(hp: &HParams) -> Plan {
     );
     for i in 0..dim(hp.n_audio_layer) {
         let (name, source) = (format!("encoder.blocks.{i}"), format!("encoder/layer_{i}"));
-        b.self_attention(
-            &format!("{name}.attn"),
-            &format!("{source}/self_attention"),
-            d,
-        );
-        b.norm(
-            &format!("{name}.attn_ln"),
-            &format!("{source}/self_attention/layer_norm"),
-            d,
-        );
+        b.self_attention(&name, &source, d);
         b.mlp(&name, &source, d);
     }
     b.norm("encoder.ln_post", "encoder/layer_norm", d);
@@ -281,26 +295,8 @@ pub fn plan(hp: &HParams) -> Plan {
     );
     for i in 0..dim(hp.n_text_layer) {
         let (name, source) = (format!("decoder.blocks.{i}"), format!("decoder/layer_{i}"));
-        b.self_attention(
-            &format!("{name}.attn"),
-            &format!("{source}/self_attention"),
-            d,
-        );
-        b.norm(
-            &format!("{name}.attn_ln"),
-            &format!("{source}/self_attention/layer_norm"),
-            d,
-        );
-        b.cross_attention(
-            &format!("{name}.cross_attn"),
-            &format!("{source}/attention"),
-            d,
-        );
-        b.norm(
-            &format!("{name}.cross_attn_ln"),
-            &format!("{source}/attention/layer_norm"),
-            d,
-        );
+        b.self_attention(&name, &source, d);
+        b.cross_attention(&name, &source, d);
         b.mlp(&name, &source, d);
     }
     b.norm("decoder.ln", "decoder/layer_norm", d);

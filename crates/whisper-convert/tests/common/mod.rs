@@ -132,6 +132,23 @@ impl Synthetic {
         self.tensor(&format!("{prefix}/beta"), &[d], 1, None);
     }
 
+    /// The MLP and the self-attention every encoder and decoder layer
+    /// `p` has (fused q|k|v whose key bias is zero), in file order.
+    fn ffn_and_self_attention(&mut self, p: &str, d: usize) {
+        self.norm(&format!("{p}/ffn/layer_norm"), d);
+        self.linear(&format!("{p}/ffn/linear_0"), 4 * d, d, 1, None);
+        self.linear(&format!("{p}/ffn/linear_1"), d, 4 * d, 1, None);
+        self.norm(&format!("{p}/self_attention/layer_norm"), d);
+        self.linear(
+            &format!("{p}/self_attention/linear_0"),
+            3 * d,
+            d,
+            3,
+            Some(1),
+        );
+        self.linear(&format!("{p}/self_attention/linear_1"), d, d, 1, None);
+    }
+
     /// The model's file bytes, variables in CTranslate2's (alphabetical) order.
     pub fn build(mut self) -> (Vec<u8>, Self) {
         let Dims {
@@ -153,18 +170,7 @@ impl Synthetic {
             self.linear(&format!("{p}/attention/linear_0"), d, d, 1, None);
             self.linear(&format!("{p}/attention/linear_1"), 2 * d, d, 2, Some(0));
             self.linear(&format!("{p}/attention/linear_2"), d, d, 1, None);
-            self.norm(&format!("{p}/ffn/layer_norm"), d);
-            self.linear(&format!("{p}/ffn/linear_0"), 4 * d, d, 1, None);
-            self.linear(&format!("{p}/ffn/linear_1"), d, 4 * d, 1, None);
-            self.norm(&format!("{p}/self_attention/layer_norm"), d);
-            self.linear(
-                &format!("{p}/self_attention/linear_0"),
-                3 * d,
-                d,
-                3,
-                Some(1),
-            );
-            self.linear(&format!("{p}/self_attention/linear_1"), d, d, 1, None);
+            self.ffn_and_self_attention(&p, d);
         }
         self.norm("decoder/layer_norm", d);
         self.scalar("decoder/num_heads", DType::I16, heads as i64);
@@ -182,18 +188,7 @@ impl Synthetic {
         self.tensor("encoder/conv2/weight", &[d, d, 3], 1, None);
         for i in 0..enc_layers {
             let p = format!("encoder/layer_{i}");
-            self.norm(&format!("{p}/ffn/layer_norm"), d);
-            self.linear(&format!("{p}/ffn/linear_0"), 4 * d, d, 1, None);
-            self.linear(&format!("{p}/ffn/linear_1"), d, 4 * d, 1, None);
-            self.norm(&format!("{p}/self_attention/layer_norm"), d);
-            self.linear(
-                &format!("{p}/self_attention/linear_0"),
-                3 * d,
-                d,
-                3,
-                Some(1),
-            );
-            self.linear(&format!("{p}/self_attention/linear_1"), d, d, 1, None);
+            self.ffn_and_self_attention(&p, d);
         }
         self.norm("encoder/layer_norm", d);
         self.scalar("encoder/num_heads", DType::I16, heads as i64);
