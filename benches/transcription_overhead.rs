@@ -31,6 +31,8 @@
 //! `cargo bench --bench transcription_overhead`). `WHISPER_CLI` names
 //! another whisper-cli.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -40,6 +42,8 @@ use ml_media::{DecodeOptions, decode_audio};
 use ml_testkit::{TestBroker, WorkerProcess, env, speech};
 use ml_transcription::{TranscribeOptions, Transcriber, TranscriberConfig};
 use serde_json::json;
+
+use crate::common::median;
 
 const MODEL_FILE: &str = "whisper-tiny.en/ggml-tiny.en.bin";
 const THREADS: usize = 2;
@@ -152,12 +156,6 @@ fn run_library(transcriber: &Transcriber, clip: &Clip) -> Result<(f64, String)> 
     let audio = decode_audio(&clip.path, &DecodeOptions::default())?;
     let transcript = transcriber.transcribe(&audio.samples, &TranscribeOptions::default(), None)?;
     Ok((started.elapsed().as_secs_f64(), transcript.text))
-}
-
-/// The median of `samples`.
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 /// The peer's and our library's median seconds per file over `RUNS`

@@ -84,6 +84,17 @@ impl Fixture {
         Ok(names)
     }
 
+    /// The task's keyword arguments: the body's `kwargs` (gateway
+    /// encoding) or its second element (Celery protocol 2); `Null` when the
+    /// body is not JSON.
+    pub fn kwargs(&self) -> &Value {
+        match &self.json {
+            Some(Value::Array(parts)) => parts.get(1).unwrap_or(&Value::Null),
+            Some(body) => &body["kwargs"],
+            None => &Value::Null,
+        }
+    }
+
     /// The task id the message carries (body `id` or header `id`).
     pub fn task_id(&self) -> Option<String> {
         self.headers

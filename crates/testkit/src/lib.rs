@@ -7,6 +7,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`env`] | service addresses and paths |
+//! | [`cli`] | a worker's `--help` |
 //! | [`fixture`] | the example messages in `tests/fixtures/messages` |
 //! | [`broker`] | publishing, reading and cleaning test queues |
 //! | [`celery`] | the Celery results in Redis: reading, clearing, waiting, drain rates |
@@ -19,6 +20,7 @@
 
 pub mod broker;
 pub mod celery;
+pub mod cli;
 pub mod env;
 pub mod fixture;
 pub mod harness;

@@ -65,16 +65,24 @@ pub async fn wait_result_status(
 }
 
 /// Removes every row (results and vectors) of `share_ids`; fixtures reuse
-/// fixed ids.
+/// fixed ids. The `embeddings` table exists only once a vector-worker has
+/// prepared the database.
 ///
 /// # Errors
 /// When a delete fails.
 pub async fn forget_shares(db: &PgPool, share_ids: &[Uuid]) -> Result<()> {
-    for statement in [
-        "DELETE FROM embeddings WHERE share_id = ANY($1)",
-        "DELETE FROM ml_results WHERE share_id = ANY($1)",
-    ] {
-        sqlx::query(statement).bind(share_ids).execute(db).await?;
+    let has_embeddings: bool = sqlx::query_scalar("SELECT to_regclass('embeddings') IS NOT NULL")
+        .fetch_one(db)
+        .await?;
+    if has_embeddings {
+        sqlx::query("DELETE FROM embeddings WHERE share_id = ANY($1)")
+            .bind(share_ids)
+            .execute(db)
+            .await?;
     }
+    sqlx::query("DELETE FROM ml_results WHERE share_id = ANY($1)")
+        .bind(share_ids)
+        .execute(db)
+        .await?;
     Ok(())
 }

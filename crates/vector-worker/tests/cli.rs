@@ -7,35 +7,27 @@ use std::time::Duration;
 
 #[test]
 fn help_lists_every_environment_name() {
-    let output = Command::new(env!("CARGO_BIN_EXE_vector-worker"))
-        .arg("--help")
-        .output()
-        .unwrap_or_else(|e| panic!("running --help: {e}"));
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout);
-    for name in [
-        "CELERY_BROKER_URL",
-        "CELERY_RESULT_BACKEND",
-        "REDIS_URL",
-        "DATABASE_URL",
-        "POSTGRES_HOST",
-        "POSTGRES_PORT",
-        "POSTGRES_DB",
-        "POSTGRES_USER",
-        "POSTGRES_PASSWORD",
-        "PROMETHEUS_METRICS_PORT",
-        "WORKER_PREFETCH_MULTIPLIER",
-        "WORKER_CONCURRENCY",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "MODELS_DIR",
-        "EMBEDDING_MODEL_PATH",
-        "CELERY_RESULT_EXPIRES",
-    ] {
-        assert!(
-            help.contains(&format!("[env: {name}")),
-            "{name} missing from --help:\n{help}"
-        );
-    }
+    let help = ml_testkit::cli::assert_help_lists(
+        env!("CARGO_BIN_EXE_vector-worker"),
+        &[
+            "CELERY_BROKER_URL",
+            "CELERY_RESULT_BACKEND",
+            "REDIS_URL",
+            "DATABASE_URL",
+            "POSTGRES_HOST",
+            "POSTGRES_PORT",
+            "POSTGRES_DB",
+            "POSTGRES_USER",
+            "POSTGRES_PASSWORD",
+            "PROMETHEUS_METRICS_PORT",
+            "WORKER_PREFETCH_MULTIPLIER",
+            "WORKER_CONCURRENCY",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "MODELS_DIR",
+            "EMBEDDING_MODEL_PATH",
+            "CELERY_RESULT_EXPIRES",
+        ],
+    );
     assert!(
         help.contains("[default: 9093]"),
         "metrics port default shown"

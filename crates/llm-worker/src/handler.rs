@@ -1,0 +1,183 @@
+//! The summarize tasks: parse, summarise, and store the `summarize_llm`
+//! row; failures recorded without overwriting an earlier success.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use ml_runtime::{Handler, Metrics, Task, TaskError};
+use ml_storage::{MlResult, Store, processed_at};
+use serde_json::{Value, json};
+
+use crate::metrics::SpeedMetrics;
+use crate::request::{SummaryRequest, share_id_of};
+use crate::summarizer::{Summarizer, Summary};
+
+/// Task name of `ml.summarize`.
+pub const SUMMARIZE_TASK: &str = "llm_service.tasks.summarize_content";
+/// Task name of `ml.summarize_local`.
+pub const SUMMARIZE_LOCAL_TASK: &str = "llm_service.tasks.summarize_content_local";
+/// Task name of `ml.summarize_video_combined`.
+pub const VIDEO_COMBINED_TASK: &str = "summarize_video_combined";
+/// `ml_results.task_type` this worker writes (CONTRACT section 5).
+pub const TASK_TYPE: &str = "summarize_llm";
+/// `result_data.provider`.
+const PROVIDER: &str = "local";
+
+/// Serves the three summarize task names.
+pub struct SummarizeHandler {
+    summarizer: Summarizer,
+    store: Store,
+    metrics: Arc<Metrics>,
+    speed: SpeedMetrics,
+    default_max_tokens: usize,
+}
+
+impl SummarizeHandler {
+    /// A handler summarising with `summarizer` and storing into `store`.
+    pub fn new(
+        summarizer: Summarizer,
+        store: Store,
+        metrics: Arc<Metrics>,
+        speed: SpeedMetrics,
+        default_max_tokens: usize,
+    ) -> Self {
+        Self {
+            summarizer,
+            store,
+            metrics,
+            speed,
+            default_max_tokens,
+        }
+    }
+
+    fn model(&self) -> &str {
+        self.summarizer.llm().name()
+    }
+
+    async fn store_summary(
+        &self,
+        request: &SummaryRequest,
+        summary: &Summary,
+        processing_ms: i32,
+    ) -> Result<Value, TaskError> {
+        let generation = &summary.generation;
+        let model = self.model().to_owned();
+        let result_data = json!({
+            "summary": summary.text,
+            "key_points": summary.key_points,
+            "model": model,
+            "provider": PROVIDER,
+            "input_tokens": generation.prompt_tokens,
+            "output_tokens": generation.generated_tokens,
+            "total_tokens": generation.prompt_tokens + generation.generated_tokens,
+            "processed_at": processed_at(),
+            "status": "completed",
+            "metadata": {
+                "content_type": request.content_type.as_str(),
+                "style": request.style.as_str(),
+                "word_count": summary.word_count,
+                "summary_word_count": crate::preflight::word_count(&summary.text),
+                "truncated": summary.truncated,
+                "max_tokens": request.max_tokens,
+                "requested_model": request.requested_model,
+                "backend": request.backend,
+                "prompt_tokens_per_second": round(generation.prompt_tokens_per_second()),
+                "generation_tokens_per_second": round(generation.generated_tokens_per_second()),
+            },
+        });
+        let result = MlResult {
+            share_id: request.share_id,
+            task_type: TASK_TYPE.to_owned(),
+            result_data,
+            model_version: Some(model.clone()),
+            processing_ms: Some(processing_ms),
+        };
+        self.store.upsert_result(&result).await?;
+        Ok(json!({
+            "share_id": request.share_id,
+            "status": "completed",
+            "summary": summary.text,
+            "key_points": summary.key_points,
+            "model": model,
+            "provider": PROVIDER,
+            "input_tokens": generation.prompt_tokens,
+            "output_tokens": generation.generated_tokens,
+        }))
+    }
+
+    fn record_metrics(&self, summary: &Summary) {
+        let generation = &summary.generation;
+        let seconds = (generation.prompt_duration + generation.generation_duration).as_secs_f64();
+        self.metrics.summarization_duration.observe(seconds);
+        self.metrics
+            .model_latency
+            .with_label_values(&[self.model()])
+            .observe(seconds);
+        self.metrics
+            .tokens_processed
+            .with_label_values(&["input"])
+            .inc_by(generation.prompt_tokens as u64);
+        self.metrics
+            .tokens_processed
+            .with_label_values(&["output"])
+            .inc_by(generation.generated_tokens as u64);
+        self.speed.observe(generation);
+    }
+}
+
+#[async_trait]
+impl Handler for SummarizeHandler {
+    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
+        let started = Instant::now();
+        let request = if task.name == VIDEO_COMBINED_TASK {
+            SummaryRequest::from_video_task(task, self.default_max_tokens)?
+        } else {
+            SummaryRequest::from_task(task, self.default_max_tokens)?
+        };
+        let summary = self.summarizer.summarize(&request).await?;
+        self.record_metrics(&summary);
+        let generation = &summary.generation;
+        tracing::info!(
+            share_id = %request.share_id,
+            content_type = request.content_type.as_str(),
+            style = request.style.as_str(),
+            prompt_tokens = generation.prompt_tokens,
+            generated_tokens = generation.generated_tokens,
+            prompt_tokens_per_second = round(generation.prompt_tokens_per_second()),
+            generation_tokens_per_second = round(generation.generated_tokens_per_second()),
+            truncated = summary.truncated,
+            stop = ?generation.stop_reason,
+            "summary generated"
+        );
+        let processing_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        self.store_summary(&request, &summary, processing_ms).await
+    }
+
+    async fn on_failure(&self, task: &Task, error: &TaskError) {
+        let Some(share_id) = share_id_of(task) else {
+            return;
+        };
+        let failure = MlResult {
+            share_id,
+            task_type: TASK_TYPE.to_owned(),
+            result_data: json!({
+                "status": "failed",
+                "error": error.to_string(),
+                "task_id": task.id,
+                "model": self.model(),
+                "provider": PROVIDER,
+                "processed_at": processed_at(),
+            }),
+            model_version: Some(self.model().to_owned()),
+            processing_ms: None,
+        };
+        if let Err(store_error) = self.store.record_failure(&failure).await {
+            tracing::warn!(%share_id, %store_error, "could not record the failure");
+        }
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}

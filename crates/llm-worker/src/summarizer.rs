@@ -1,0 +1,141 @@
+//! The summarising pipeline on the shared model: preflight, fit the input
+//! into the context, generate on a blocking thread, read the answer back.
+
+use std::sync::Arc;
+
+use ml_llm::{Generation, GenerationParams, Llm, SamplingParams, StopReason, truncate_to_tokens};
+use ml_runtime::TaskError;
+use tokio::sync::Semaphore;
+
+use crate::preflight;
+use crate::prompt;
+use crate::request::SummaryRequest;
+
+/// Fewest summary tokens allowed, however short the input.
+const MIN_ANSWER_TOKENS: usize = 24;
+/// Tokens kept free between prompt and answer budget for safety.
+const CONTEXT_MARGIN: usize = 8;
+
+/// A finished summary.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The summary text.
+    pub text: String,
+    /// Its key points.
+    pub key_points: Vec<String>,
+    /// Words of the input (before truncation).
+    pub word_count: usize,
+    /// Whether the input was cut to fit the context.
+    pub truncated: bool,
+    /// The generation's counts and timings.
+    pub generation: Generation,
+}
+
+/// Summarises with one model shared by every task; at most
+/// `parallel` generations run at once, each with its own KV cache.
+#[derive(Clone)]
+pub struct Summarizer {
+    llm: Arc<Llm>,
+    permits: Arc<Semaphore>,
+    sampling: SamplingParams,
+    max_input_words: usize,
+}
+
+impl Summarizer {
+    /// A summarizer over `llm`.
+    pub fn new(
+        llm: Arc<Llm>,
+        parallel: usize,
+        sampling: SamplingParams,
+        max_input_words: usize,
+    ) -> Self {
+        Self {
+            llm,
+            permits: Arc::new(Semaphore::new(parallel.max(1))),
+            sampling,
+            max_input_words,
+        }
+    }
+
+    /// The model.
+    pub fn llm(&self) -> &Llm {
+        &self.llm
+    }
+
+    /// Summarises `request`.
+    ///
+    /// # Errors
+    /// [`TaskError::Permanent`] for refused input or a model failure (the
+    /// same input would fail again).
+    pub async fn summarize(&self, request: &SummaryRequest) -> Result<Summary, TaskError> {
+        let word_count =
+            preflight::check(&request.text, request.content_type, self.max_input_words)
+                .map_err(|refusal| TaskError::Permanent(refusal.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| TaskError::Transient("the model is shutting down".into()))?;
+        let llm = self.llm.clone();
+        let sampling = self.sampling;
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || run(&llm, &request, sampling, word_count))
+            .await
+            .map_err(|e| TaskError::Permanent(format!("the model thread crashed: {e}")))?
+    }
+}
+
+/// Runs one summary on the calling (blocking) thread.
+fn run(
+    llm: &Llm,
+    request: &SummaryRequest,
+    sampling: SamplingParams,
+    word_count: usize,
+) -> Result<Summary, TaskError> {
+    let model_error =
+        |e: ml_llm::LlmError| TaskError::Permanent(format!("summarising failed: {e}"));
+    let tokenizer = llm.tokenizer();
+    let text = tokenizer.sanitize(&request.text);
+    let title = request.title.as_deref();
+    let empty_prompt = prompt::messages("", title, request.content_type, request.style);
+    let overhead = llm
+        .template()
+        .render(&empty_prompt, tokenizer)
+        .map_err(model_error)?
+        .len();
+    let context = llm.context_tokens();
+    let answer_cap = request.max_tokens.min(context / 2);
+    let input_budget = context
+        .saturating_sub(overhead + answer_cap + CONTEXT_MARGIN)
+        .max(1);
+    let fitted = truncate_to_tokens(&text, input_budget, tokenizer).map_err(model_error)?;
+    if fitted.text.trim().is_empty() {
+        return Err(TaskError::Permanent(
+            "content.text has nothing left to summarise after fitting it into the context".into(),
+        ));
+    }
+    // A summary is shorter than what it summarises.
+    let max_new_tokens = answer_cap
+        .min((fitted.tokens * 3 / 4).max(MIN_ANSWER_TOKENS))
+        .max(1);
+    let messages = prompt::messages(&fitted.text, title, request.content_type, request.style);
+    let params = GenerationParams {
+        max_new_tokens,
+        sampling,
+    };
+    let generation = llm.generate(&messages, &params).map_err(model_error)?;
+    let hit_limit = generation.stop_reason != StopReason::EndOfTurn;
+    let text = prompt::clean_summary(&generation.text, hit_limit);
+    if text.is_empty() {
+        return Err(TaskError::Permanent(
+            "the model produced an empty summary".into(),
+        ));
+    }
+    Ok(Summary {
+        key_points: prompt::key_points(&text),
+        text,
+        word_count,
+        truncated: fitted.truncated,
+        generation,
+    })
+}

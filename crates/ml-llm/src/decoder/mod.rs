@@ -1,0 +1,138 @@
+//! The decoder-only transformer of the supported GGUF families (`llama`,
+//! `qwen2`), with the weights kept apart from the per-generation state.
+//!
+//! candle-transformers' quantized models keep the KV cache inside the
+//! weights struct (and its qwen2 cannot be cloned), so one model could
+//! serve one generation at a time. Here [`Decoder`] is immutable and
+//! shared by every generation; each generation owns a [`KvCache`].
+//! The arithmetic is the same as candle's models (tested against them).
+
+mod attention;
+mod hparams;
+
+use candle_core::quantized::QMatMul;
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
+use candle_nn::Embedding;
+use candle_transformers::quantized_nn::RmsNorm;
+
+use crate::gguf::{Architecture, ReadSeek};
+
+use self::attention::{Attention, LayerCache, Rope};
+use self::hparams::HyperParams;
+
+/// The weights of one model, shared (read-only) by every generation.
+pub(crate) struct Decoder {
+    embeddings: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: QMatMul,
+    rope: Rope,
+}
+
+/// One transformer block.
+struct Layer {
+    attention_norm: RmsNorm,
+    attention: Attention,
+    ffn_norm: RmsNorm,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+/// A generation's keys and values of every layer; its length is the
+/// position of the next token.
+pub(crate) struct KvCache {
+    layers: Vec<LayerCache>,
+}
+
+impl KvCache {
+    /// Tokens the cache holds.
+    pub(crate) fn len(&self) -> usize {
+        self.layers.first().map_or(0, LayerCache::len)
+    }
+}
+
+impl Decoder {
+    /// Builds the decoder from a GGUF header and its tensor data, keeping
+    /// room for rotary positions up to `context_tokens`.
+    pub(crate) fn from_gguf(
+        content: &Content,
+        reader: &mut dyn ReadSeek,
+        device: &Device,
+        architecture: Architecture,
+        context_tokens: usize,
+    ) -> Result<Self> {
+        let hparams = HyperParams::read(content, architecture)?;
+        let mut reader = reader;
+        let mut tensor = |name: &str| content.tensor(&mut reader, name, device);
+        let embeddings_q = tensor("token_embd.weight")?;
+        let embeddings = Embedding::new(embeddings_q.dequantize(device)?, hparams.embedding);
+        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, hparams.rms_norm_eps)?;
+        // Models with tied embeddings have no separate output matrix.
+        let output = match content.tensor_infos.contains_key("output.weight") {
+            true => QMatMul::from_qtensor(tensor("output.weight")?)?,
+            false => QMatMul::from_qtensor(embeddings_q)?,
+        };
+        let mut layers = Vec::with_capacity(hparams.layers);
+        for index in 0..hparams.layers {
+            let mut layer_tensor = |name: &str| tensor(&format!("blk.{index}.{name}"));
+            let eps = hparams.rms_norm_eps;
+            let attention = Attention::from_tensors(&mut layer_tensor, &hparams, architecture)?;
+            layers.push(Layer {
+                attention_norm: RmsNorm::from_qtensor(layer_tensor("attn_norm.weight")?, eps)?,
+                attention,
+                ffn_norm: RmsNorm::from_qtensor(layer_tensor("ffn_norm.weight")?, eps)?,
+                gate: QMatMul::from_qtensor(layer_tensor("ffn_gate.weight")?)?,
+                up: QMatMul::from_qtensor(layer_tensor("ffn_up.weight")?)?,
+                down: QMatMul::from_qtensor(layer_tensor("ffn_down.weight")?)?,
+            });
+        }
+        let rope = Rope::new(&hparams, architecture, context_tokens, device)?;
+        Ok(Self {
+            embeddings,
+            layers,
+            norm,
+            output,
+            rope,
+        })
+    }
+
+    /// An empty cache for one generation.
+    pub(crate) fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: (0..self.layers.len()).map(|_| LayerCache::new()).collect(),
+        }
+    }
+
+    /// Reads `tokens` (shape `[1, len]`) after what `cache` holds, appends
+    /// their keys and values to it, and returns the logits of the last one.
+    pub(crate) fn forward(&self, tokens: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let (_, seq_len) = tokens.dims2()?;
+        let position = cache.len();
+        let mask = (seq_len > 1)
+            .then(|| attention::causal_mask(seq_len, position, tokens.device()))
+            .transpose()?;
+        let mut hidden = self.embeddings.forward(tokens)?;
+        for (layer, layer_cache) in self.layers.iter().zip(&mut cache.layers) {
+            let normed = layer.attention_norm.forward(&hidden)?;
+            let attended = layer.attention.forward(
+                &normed,
+                &self.rope,
+                mask.as_ref(),
+                position,
+                layer_cache,
+            )?;
+            hidden = (attended + hidden)?;
+            let normed = layer.ffn_norm.forward(&hidden)?;
+            let gate = candle_nn::ops::silu(&layer.gate.forward(&normed)?)?;
+            let mlp = layer.down.forward(&(gate * layer.up.forward(&normed)?)?)?;
+            hidden = (mlp + hidden)?;
+        }
+        let last = self.norm.forward(&hidden)?.i((.., seq_len - 1, ..))?;
+        self.output.forward(&last)
+    }
+}
+
+#[cfg(test)]
+mod tests;
