@@ -196,25 +196,16 @@ fn combined_text(payload: &Map<String, Value>) -> Result<String, TaskError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ml_runtime::Encoding;
     use serde_json::json;
 
     const SHARE: &str = "6a1f0d0e-2b3c-4d5e-8f90-1a2b3c4d5e6f";
 
     fn task(name: &str, kwargs: Value) -> Task {
-        Task {
-            id: "id".into(),
-            name: name.into(),
-            args: Vec::new(),
-            kwargs: serde_json::from_value(kwargs).unwrap_or_default(),
-            retries: 0,
-            eta: None,
-            expires: None,
-            root_id: None,
-            parent_id: None,
-            traceparent: None,
-            encoding: Encoding::Gateway,
-        }
+        Task::with_kwargs(
+            "id",
+            name,
+            serde_json::from_value(kwargs).unwrap_or_default(),
+        )
     }
 
     #[test]
