@@ -45,7 +45,7 @@ pub async fn run(config: Config) -> Result<()> {
         config.metrics_port,
         metrics.clone(),
         readiness.clone(),
-        axum_routes(),
+        ml_runtime::health::HttpRouter::new(),
         shutdown.clone(),
     )
     .await?;
@@ -125,9 +125,4 @@ async fn warm_up(llm: Arc<Llm>) -> Result<()> {
     .context("the warm-up thread crashed")?
     .context("warming up the model")?;
     Ok(())
-}
-
-/// The worker serves no HTTP routes beyond the runtime's.
-fn axum_routes() -> axum::Router {
-    axum::Router::new()
 }

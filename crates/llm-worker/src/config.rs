@@ -123,10 +123,7 @@ impl Config {
         if let Some(path) = &self.model_path {
             return Ok(path.clone());
         }
-        let models_dir = self.models_dir.clone().unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
-            home.join(".cache/ml-workers/models")
-        });
+        let models_dir = ml_runtime::config::models_dir_or_default(self.models_dir.as_deref());
         let folder = models_dir.join(&self.model);
         let entries = std::fs::read_dir(&folder).map_err(|e| {
             anyhow::anyhow!(

@@ -138,6 +138,20 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Where a worker looks for its models: `models_dir` (the `MODELS_DIR`
+/// setting) when given, else `$HOME/.cache/ml-workers/models`, where
+/// `scripts/fetch-models` puts them.
+pub fn models_dir_or_default(models_dir: Option<&std::path::Path>) -> std::path::PathBuf {
+    models_dir.map_or_else(
+        || {
+            let home = std::env::var_os("HOME")
+                .map_or_else(|| std::path::PathBuf::from("/"), std::path::PathBuf::from);
+            home.join(".cache/ml-workers/models")
+        },
+        std::path::Path::to_path_buf,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +171,12 @@ mod tests {
             "redis://:***@host:6379"
         );
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn models_dir_defaults_to_the_fetch_cache() {
+        let given = std::path::Path::new("/srv/models");
+        assert_eq!(super::models_dir_or_default(Some(given)), given);
+        assert!(super::models_dir_or_default(None).ends_with(".cache/ml-workers/models"));
     }
 }

@@ -109,10 +109,7 @@ impl Config {
         if let Some(path) = &self.embedding_model_path {
             return path.clone();
         }
-        let models_dir = self.models_dir.clone().unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
-            home.join(".cache/ml-workers/models")
-        });
+        let models_dir = ml_runtime::config::models_dir_or_default(self.models_dir.as_deref());
         models_dir.join(&self.embedding_model)
     }
 }
