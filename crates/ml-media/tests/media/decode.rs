@@ -34,60 +34,93 @@ fn decode_err(path: &Path, options: &DecodeOptions) -> Result<DecodeError> {
 /// (after the codec's delay), same level; symphonia for all but Opus.
 #[test]
 fn every_format_decodes_to_the_original_speech() -> Result<()> {
-    let (rate, reference) = read_wav_pcm16(&jfk_wav()?)?;
-    ensure!(rate == 16_000, "the sample is {rate} Hz");
-    let reference_secs = reference.len() as f64 / 16_000.0;
-    let reference_db = rms_dbfs(&reference);
+    let original = Original::load()?;
     let mut report = Vec::new();
     for medium in media()? {
         let audio = decode_audio(&medium.path, &options())
             .with_context(|| format!("decoding {}", medium.name))?;
-        let (corr, lag) = best_alignment(&reference, &audio.samples, 2000);
-        let level = rms_dbfs(&audio.samples) - reference_db;
+        report.push(original.check(medium.name, medium.decoder, &audio)?);
+    }
+    println!("{}", report.join("\n"));
+    Ok(())
+}
+
+/// The static ffmpeg that docker/Dockerfile puts into the whisper-worker
+/// image (`scripts/fetch-models ffmpeg-static`) decodes what symphonia cannot:
+/// the image's distroless base has no ffmpeg of its own.
+#[test]
+fn the_whisper_images_ffmpeg_decodes_opus() -> Result<()> {
+    let program = ml_testkit::env::models_dir().join("ffmpeg-static/ffmpeg");
+    ensure!(
+        program.is_file(),
+        "{} is missing: run scripts/setup (or scripts/fetch-models ffmpeg-static)",
+        program.display()
+    );
+    let webm = media()?
+        .iter()
+        .find(|m| m.name == "webm-vp8-opus")
+        .context("webm")?;
+    let with_image_ffmpeg = DecodeOptions {
+        ffmpeg: Some(program),
+        ..options()
+    };
+    let audio = decode_audio(&webm.path, &with_image_ffmpeg)?;
+    println!("{}", Original::load()?.check(webm.name, "ffmpeg", &audio)?);
+    Ok(())
+}
+
+/// The speech sample every test medium is made from.
+struct Original {
+    samples: Vec<f32>,
+}
+
+impl Original {
+    fn load() -> Result<Self> {
+        let (rate, samples) = read_wav_pcm16(&jfk_wav()?)?;
+        ensure!(rate == 16_000, "the sample is {rate} Hz");
+        Ok(Self { samples })
+    }
+
+    /// Checks that `audio`, decoded from the medium `name` by `decoder`, is
+    /// the original: same length, same signal (after the codec's delay),
+    /// same level, samples in range. Returns a report line.
+    fn check(&self, name: &str, decoder: &str, audio: &DecodedAudio) -> Result<String> {
+        let reference = &self.samples;
+        let reference_secs = reference.len() as f64 / 16_000.0;
+        let (corr, lag) = best_alignment(reference, &audio.samples, 2000);
+        let level = rms_dbfs(&audio.samples) - rms_dbfs(reference);
         let secs = audio.duration.as_secs_f64();
-        report.push(format!(
-            "{:16} {:22} {secs:.3} s  corr {corr:.4} at lag {lag:+}  level {level:+.2} dB",
-            medium.name, audio.source
-        ));
         ensure!(audio.sample_rate == 16_000);
         ensure!(
             (audio.samples.len() as f64 / 16_000.0 - secs).abs() < 1e-3,
-            "{}: duration disagrees with samples",
-            medium.name
+            "{name}: duration disagrees with samples"
         );
         ensure!(
-            audio.source == medium.decoder,
-            "{}: decoded by {}, expected {}",
-            medium.name,
-            audio.source,
-            medium.decoder
+            audio.source == decoder,
+            "{name}: decoded by {}, expected {decoder}",
+            audio.source
         );
         ensure!(
             (secs - reference_secs).abs() < 0.15,
-            "{}: {secs:.3} s, the original is {reference_secs:.3} s",
-            medium.name
+            "{name}: {secs:.3} s, the original is {reference_secs:.3} s"
         );
         ensure!(
             corr > 0.9,
-            "{}: correlation {corr:.3} with the original",
-            medium.name
+            "{name}: correlation {corr:.3} with the original"
         );
-        ensure!(
-            level.abs() < 1.5,
-            "{}: level off by {level:.2} dB",
-            medium.name
-        );
+        ensure!(level.abs() < 1.5, "{name}: level off by {level:.2} dB");
         ensure!(
             audio
                 .samples
                 .iter()
                 .all(|s| s.is_finite() && s.abs() <= 1.5),
-            "{}: samples out of range",
-            medium.name
+            "{name}: samples out of range"
         );
+        Ok(format!(
+            "{name:16} {:22} {secs:.3} s  corr {corr:.4} at lag {lag:+}  level {level:+.2} dB",
+            audio.source
+        ))
     }
-    println!("{}", report.join("\n"));
-    Ok(())
 }
 
 #[test]
