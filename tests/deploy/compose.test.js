@@ -1,11 +1,12 @@
 // docker/compose.yaml (when present): parses; every file it references
 // exists; the workers' env names are ones they read and that the Kubernetes
-// manifests also set; their metrics ports are the contract's.
+// manifests also set; their metrics ports are the contract's; candle workers
+// run as many threads as their CPU limit.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { ALLOWED_ENV, DOCKER_DIR, WORKERS, containerEnv, render, readYamlFile, workerEnvNames } from "./lib/common.js";
+import { CANDLE_THREAD_ENV, DOCKER_DIR, WORKERS, containerEnv, render, readYamlFile, workerEnvNames } from "./lib/common.js";
 
 const COMPOSE = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"]
   .map((f) => path.join(DOCKER_DIR, f))
@@ -23,6 +24,10 @@ function envValue(svc, name) {
     return e === undefined ? undefined : String(e).split("=").slice(1).join("=");
   }
   return env[name] === undefined || env[name] === null ? undefined : String(env[name]);
+}
+/** A compose value with `${VAR:-default}` / `${VAR-default}` read as its default. */
+function withDefaults(value) {
+  return value === undefined ? undefined : String(value).replace(/\$\{[A-Z0-9_]+:?-([^}]*)\}/g, "$1");
 }
 /** Which contract worker a compose service runs (by service name or image). */
 function workerOf(name, svc) {
@@ -86,8 +91,7 @@ test("compose workers use the manifests' env names and the contract's ports", { 
     if (k8sNames.has("DATABASE_URL")) ["POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"].forEach((n) => k8sNames.add(n));
     const known = workerEnvNames(worker);
     for (const n of envNames(svc)) {
-      if (!ALLOWED_ENV.has(n)) problems.push(`${rel} services.${name}.environment: ${n} is not an allowed env name`);
-      else if (!known.names.has(n)) problems.push(`${rel} services.${name}.environment: ${n} is not read by ${worker} (per ${known.source})`);
+      if (!known.names.has(n)) problems.push(`${rel} services.${name}.environment: ${n} is not read by ${worker} (per ${known.source})`);
       else if (!k8sNames.has(n)) problems.push(`${rel} services.${name}.environment: ${n} is not set by the k8s manifests for ${worker} (add it to k8s/base/configmap.yaml or drop it here)`);
     }
     const port = WORKERS[worker].port;
@@ -100,6 +104,14 @@ test("compose workers use the manifests' env names and the contract's ports", { 
     }
     for (const [i, p] of (svc.expose ?? []).entries())
       if (String(p).split("/")[0] !== String(port)) problems.push(`${rel} services.${name}.expose[${i}]: ${p}, the contract says ${port}`);
+    if (WORKERS[worker].candle) {
+      const cpus = withDefaults(svc.deploy?.resources?.limits?.cpus);
+      for (const n of CANDLE_THREAD_ENV) {
+        const threads = withDefaults(envValue(svc, n));
+        if (cpus === undefined || threads !== String(Math.ceil(Number(cpus))))
+          problems.push(`${rel} services.${name}.environment.${n} is ${threads}; candle's threads must match deploy.resources.limits.cpus (${cpus})`);
+      }
+    }
     const hc = JSON.stringify(svc.healthcheck?.test ?? "");
     if (svc.healthcheck && !/(healthz|readyz)/.test(hc))
       problems.push(`${rel} services.${name}.healthcheck does not probe /healthz or /readyz`);

@@ -1,8 +1,12 @@
 // Every metric named in a KEDA prometheus trigger, a PrometheusRule (k8s and
 // docker/prometheus), and a Grafana dashboard (docker/grafana/dashboards) is
-// exported by a running worker's /metrics. The workers share one metrics
-// registry (ml-runtime), so the running vector-worker's /metrics is the list
-// for all three. Histograms must be queried as _bucket/_sum/_count.
+// exported by a running worker's /metrics: all three workers are started
+// (real services and models) and their expositions together are the list.
+// Histograms must be queried as _bucket/_sum/_count.
+//
+// The candle workers are started with CANDLE_NUM_THREADS/RAYON_NUM_THREADS
+// set, as the manifests set them, and must report that thread count: the
+// env-name checks count on those names being read.
 //
 // Metrics that come from elsewhere cannot be scraped here: RabbitMQ's
 // prometheus plugin (rabbitmq_*), kube-state-metrics (kube_*) and
@@ -12,9 +16,9 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { before, test } from "node:test";
-import { DOCKER_DIR, renderAll, id, readYamlFile } from "./lib/common.js";
+import { CANDLE_THREAD_ENV, DOCKER_DIR, WORKERS, renderAll, id, readYamlFile } from "./lib/common.js";
 import { metricNames } from "./lib/promql.js";
-import { exposition, scrapeVectorWorker } from "./lib/worker.js";
+import { exposition, scrapeWorker } from "./lib/worker.js";
 
 export const EXTERNAL_METRICS = new Set([
   // rabbitmq_prometheus, /metrics/detailed?family=queue_coarse_metrics&family=queue_consumer_count
@@ -78,9 +82,28 @@ function expressions() {
   return out;
 }
 
+const THREADS = 1;
 let exported;
+const logs = {};
 before(async () => {
-  exported = exposition((await scrapeVectorWorker()).text);
+  exported = { samples: new Set(), types: new Map() };
+  for (const worker of Object.keys(WORKERS)) {
+    const env = WORKERS[worker].candle ? Object.fromEntries(CANDLE_THREAD_ENV.map((n) => [n, String(THREADS)])) : {};
+    const { text, log } = await scrapeWorker(worker, { env });
+    const { samples, types } = exposition(text);
+    samples.forEach((n) => exported.samples.add(n));
+    types.forEach((t, n) => exported.types.set(n, t));
+    logs[worker] = log;
+  }
+});
+
+test("the candle workers compute with the thread count the manifests give them", () => {
+  for (const [worker, { candle }] of Object.entries(WORKERS)) {
+    if (!candle) continue;
+    const line = logs[worker].split("\n").find((l) => l.includes('"compute threads"') || l.includes("more compute threads than CPUs"));
+    assert.ok(line, `${worker} logged no compute threads line:\n${logs[worker].slice(-2000)}`);
+    assert.equal(JSON.parse(line).threads, THREADS, `${worker}: ${line}`);
+  }
 });
 
 test("every metric in triggers, alerts and dashboards is exported", () => {

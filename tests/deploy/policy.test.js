@@ -1,10 +1,11 @@
 // Security and health policy over every rendered workload: non-root,
 // read-only root filesystem, no privilege escalation, all capabilities
 // dropped, resource limits, HTTP probes on the contract's paths and ports,
-// the media volume at the gateway's path, GPU images.
+// the media volume at the gateway's path, GPU images, candle's thread count
+// from the CPU limit.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { WORKERS, renderAll, id, containersOf } from "./lib/common.js";
+import { CANDLE_THREAD_ENV, WORKERS, renderAll, id, containersOf } from "./lib/common.js";
 
 const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"]);
 
@@ -32,6 +33,12 @@ function containerProblems(o, { c, field, init }) {
   const worker = o.metadata.name;
   const contract = WORKERS[worker];
   if (!contract) return p;
+  if (contract.candle)
+    for (const name of CANDLE_THREAD_ENV) {
+      const ref = (c.env ?? []).find((e) => e.name === name)?.valueFrom?.resourceFieldRef;
+      if (ref?.resource !== "limits.cpu" || (ref.containerName ?? c.name) !== c.name)
+        p.push(`${where}: env ${name} must come from resourceFieldRef limits.cpu of this container (candle otherwise runs a thread per node core, throttled by the CPU limit)`);
+    }
   const port = (c.ports ?? []).find((x) => x.name === "metrics");
   if (!port) p.push(`${where}: ports has no port named "metrics"`);
   else if (port.containerPort !== contract.port)

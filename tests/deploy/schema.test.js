@@ -2,6 +2,13 @@
 // kubernetes-models, @kubernetes-models/keda and
 // @kubernetes-models/prometheus-operator. An apiVersion/kind without a
 // schema fails: nothing goes unvalidated.
+//
+// The schemas alone accept fields they do not know (a misspelt
+// `readinesProbe` or a ScaledObject `spec.behavior` would pass), which the API
+// server rejects under `kubectl apply --validate=strict` or silently drops.
+// So every object is also checked for unknown fields: the compiled validator
+// reads each property its schema declares (and every key of a map-typed
+// field), so a key it never reads is one the schema does not have.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { renderAll, id } from "./lib/common.js";
@@ -23,6 +30,34 @@ async function modelFor(o) {
   return m[o.kind] ?? null;
 }
 
+/** Paths of the keys of `o` that `Model`'s schema does not declare. */
+function unknownFields(Model, o) {
+  const visited = [];
+  // A copy of the tree in which every object records the keys read from it.
+  const watch = (value, path) => {
+    if (value === null || typeof value !== "object") return value;
+    const read = new Set();
+    visited.push({ path, value, read });
+    const copy = Array.isArray(value)
+      ? value.map((v, i) => watch(v, `${path}[${i}]`))
+      : Object.fromEntries(Object.entries(value).map(([k, v]) => [k, watch(v, `${path}.${k}`)]));
+    return new Proxy(copy, {
+      get(target, key, receiver) {
+        if (typeof key === "string") read.add(key);
+        return Reflect.get(target, key, receiver);
+      },
+    });
+  };
+  Model.prototype.validate.call(watch(o, ""));
+  const unknown = [];
+  // Pre-order: an unknown field comes before (and stands for) its contents.
+  for (const { path, value, read } of visited) {
+    if (Array.isArray(value) || unknown.some((u) => path === u || path.startsWith(u + ".") || path.startsWith(u + "["))) continue;
+    for (const k of Object.keys(value)) if (!read.has(k)) unknown.push(`${path}.${k}`);
+  }
+  return unknown.map((p) => p.slice(1));
+}
+
 for (const { rel, objects } of renderAll()) {
   test(`schemas: ${rel}`, async () => {
     const problems = [];
@@ -37,7 +72,9 @@ for (const { rel, objects } of renderAll()) {
       } catch (e) {
         const details = (e.errors ?? []).map((x) => `${x.instancePath || "/"} ${x.message}`).join("; ");
         problems.push(`${id(o)}: ${details || e.message}`);
+        continue;
       }
+      for (const field of unknownFields(Model, o)) problems.push(`${id(o)}: ${field} is not a field of ${o.kind}`);
     }
     assert.deepEqual(problems, [], `${rel}: objects failing schema validation:\n  ${problems.join("\n  ")}`);
   });

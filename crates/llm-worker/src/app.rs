@@ -34,6 +34,11 @@ pub async fn run(config: Config) -> Result<()> {
         .context("the model loading thread crashed")?
         .with_context(|| format!("loading the language model from {}", model_path.display()))?;
     let llm = Arc::new(llm);
+    ml_runtime::cpu::report_compute_threads(
+        "candle",
+        ml_runtime::cpu::threads_from_env("CANDLE_NUM_THREADS")
+            .unwrap_or_else(candle_core::utils::get_num_threads),
+    );
     let store_config = config.database.store_config();
     let store = Store::connect_with_retry(&store_config, &shutdown)
         .await

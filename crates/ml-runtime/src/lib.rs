@@ -6,6 +6,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`config`] | environment names and CLI flags shared by every worker |
+//! | [`cpu`] | the model library's compute threads against the CPU limit |
 //! | [`task`] | the typed [`Task`] both wire encodings decode into |
 //! | [`arguments`] | reading `share_id`/`content`/`options` in both spellings |
 //! | `decode` | gateway (body-carried) and Celery protocol 2 decoding |
@@ -27,6 +28,7 @@ pub mod arguments;
 pub mod backoff;
 pub mod broker;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod handler;
 pub mod headers;

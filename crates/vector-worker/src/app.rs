@@ -36,6 +36,11 @@ pub async fn run(config: Config) -> Result<()> {
     let embedder = Embedder::load(&model_path, EmbedderConfig::default())
         .with_context(|| format!("loading the embedding model from {}", model_path.display()))?;
     let dimension = embedder.dimension();
+    ml_runtime::cpu::report_compute_threads(
+        "candle",
+        ml_runtime::cpu::threads_from_env("CANDLE_NUM_THREADS")
+            .unwrap_or_else(candle_core::utils::get_num_threads),
+    );
     let model_name = embedder.model_name().to_owned();
     let max_tokens = embedder.max_content_tokens();
     let service = EmbedService::start(embedder, metrics.clone(), config.batch_limits())?;

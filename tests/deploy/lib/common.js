@@ -18,31 +18,19 @@ export const CARGO_TARGET_DIR =
 // Every kustomization that must render: the base and each overlay.
 export const KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/staging", "overlays/prod", "overlays/prod-gpu"];
 
-// The contract's workers (CONTRACT.md section 1).
+// The contract's workers (CONTRACT.md section 1). `candle`: the model runs on
+// candle, which sizes its thread pools from CANDLE_NUM_THREADS_ENV itself.
 export const WORKERS = {
-  "vector-worker": { port: 9093, queues: ["ml.embed"] },
-  "llm-worker": { port: 9091, queues: ["ml.summarize", "ml.summarize_local", "ml.summarize_video_combined"] },
-  "whisper-worker": { port: 9092, queues: ["ml.transcribe", "ml.transcribe_local"] },
+  "vector-worker": { port: 9093, queues: ["ml.embed"], candle: true },
+  "llm-worker": { port: 9091, queues: ["ml.summarize", "ml.summarize_local", "ml.summarize_video_combined"], candle: true },
+  "whisper-worker": { port: 9092, queues: ["ml.transcribe", "ml.transcribe_local"], candle: false },
 };
 
-// Every env name a worker may be given (CONTRACT.md section 6 and the
-// runtime's flags). Per worker, tests narrow this further with the binary.
-export const ALLOWED_ENV = new Set([
-  "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL", "CELERY_RESULT_EXPIRES",
-  "CELERY_TASK_TRACK_STARTED", "WORKER_CONCURRENCY", "WORKER_PREFETCH_MULTIPLIER",
-  "TASK_MAX_RETRIES", "TASK_RETRY_BACKOFF_SECS", "TASK_RETRY_BACKOFF_MAX_SECS",
-  "WORKER_SHUTDOWN_TIMEOUT", "METRICS_HOST", "LOG_LEVEL", "LOG_FORMAT",
-  "OTEL_EXPORTER_OTLP_ENDPOINT", "DATABASE_URL", "POSTGRES_HOST", "POSTGRES_PORT",
-  "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "DATABASE_MAX_CONNECTIONS",
-  "DATABASE_LOCK_TIMEOUT_MS", "DATABASE_STATEMENT_TIMEOUT_MS", "PROMETHEUS_METRICS_PORT",
-  "MODELS_DIR", "EMBEDDING_MODEL", "EMBEDDING_MODEL_PATH", "EMBED_QUEUE",
-  "MEDIA_ROOTS", "S3_ENDPOINT", "S3_FORCE_PATH_STYLE", "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
-]);
-// Names of the contract that only the not-yet-built workers will read.
-export const CONTRACT_ONLY_ENV = ["MEDIA_ROOTS", "S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"];
-// vector-worker's own flags (not part of the shared runtime).
-const VECTOR_ONLY = /^(EMBED_|EMBEDDING_)/;
+// Read by candle itself, not by the workers' flags (candle-core 0.11
+// src/utils.rs: CANDLE_NUM_THREADS for its compute pool, else
+// RAYON_NUM_THREADS, else the node's physical cores). The candle workers log
+// the count they get at start-up (ml_runtime::cpu).
+export const CANDLE_THREAD_ENV = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"];
 
 export function binaryPath(worker) {
   return path.join(CARGO_TARGET_DIR, "debug", worker);
@@ -56,42 +44,25 @@ export function helpEnvNames(bin) {
   return names;
 }
 
-let vectorHelpCache;
-export function vectorHelpNames() {
-  if (!vectorHelpCache) {
-    const bin = binaryPath("vector-worker");
-    if (!existsSync(bin)) {
-      throw new Error(`${bin} is missing: build it first (cargo build --bin vector-worker, or run scripts/test)`);
-    }
-    vectorHelpCache = helpEnvNames(bin);
-  }
-  return vectorHelpCache;
-}
-
-const notes = new Set();
-/** Prints a note once per run. */
-export function noteOnce(msg) {
-  if (!notes.has(msg)) {
-    notes.add(msg);
-    console.log(`NOTE: ${msg}`);
-  }
-}
-
+const envNamesCache = new Map();
 /**
- * The env names a worker reads: its binary's --help when the binary exists;
- * otherwise the shared runtime's names (those in vector-worker --help that
- * are not vector-only) plus the contract-only names.
+ * The env names `worker` reads: those its binary's --help lists, plus
+ * candle's thread variables for the candle workers.
  */
 export function workerEnvNames(worker) {
-  const bin = binaryPath(worker);
-  if (existsSync(bin)) return { names: helpEnvNames(bin), source: `${bin} --help` };
-  const shared = [...vectorHelpNames()].filter((n) => !VECTOR_ONLY.test(n));
-  noteOnce(
-    `${worker}: no binary at ${bin} yet; its env names are compared with the shared runtime's ` +
-      `(vector-worker --help minus EMBED_*/EMBEDDING_*) plus the contract-only names ` +
-      `${CONTRACT_ONLY_ENV.join(", ")}. The per-binary comparison happens automatically once it is built.`,
-  );
-  return { names: new Set([...shared, ...CONTRACT_ONLY_ENV]), source: "shared runtime names + contract-only names" };
+  if (!envNamesCache.has(worker)) {
+    const bin = binaryPath(worker);
+    if (!existsSync(bin)) throw new Error(`${bin} is missing: build it first (cargo build --bins, or run scripts/test)`);
+    const names = helpEnvNames(bin);
+    if (WORKERS[worker].candle) CANDLE_THREAD_ENV.forEach((n) => names.add(n));
+    envNamesCache.set(worker, { names, source: `${bin} --help (+ candle's ${CANDLE_THREAD_ENV.join(", ")})` });
+  }
+  return envNamesCache.get(worker);
+}
+
+/** Every env name some worker reads. */
+export function allWorkerEnvNames() {
+  return new Set(Object.keys(WORKERS).flatMap((w) => [...workerEnvNames(w).names]));
 }
 
 const renderCache = new Map();

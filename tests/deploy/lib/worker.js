@@ -1,6 +1,7 @@
-// Starts the real vector-worker (services from scripts/setup), reads the
-// address it bound from its JSON log ("bound"), waits for /readyz 200, and
-// returns the text of /metrics. Stops it with SIGTERM and expects exit 0.
+// Starts a real worker (services and models from scripts/setup) on queues of
+// its own, reads the address it bound from its JSON log ("bound"), waits for
+// /readyz 200, and returns the text of /metrics and its log so far. Stops it
+// with SIGTERM and expects exit 0.
 import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -12,12 +13,28 @@ const DEFAULT_ENV = {
   REDIS_URL: "redis://127.0.0.1:6379/0",
 };
 
-export async function scrapeVectorWorker({ timeoutMs = 90_000 } = {}) {
-  const bin = binaryPath("vector-worker");
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: build it first (cargo build --bin vector-worker, or run scripts/test)`);
-  // A queue of its own (`.test-<hex>`, which scripts/test also sweeps) so the
-  // check never takes messages meant for anything else.
-  const queue = `ml.embed.test-${randomBytes(6).toString("hex")}`;
+// Each worker's queue settings and default queues: the check gives every one
+// a `.test-<hex>` twin (which scripts/test also sweeps), so it never takes
+// messages meant for anything else.
+const QUEUES = {
+  "vector-worker": { EMBED_QUEUE: ["ml.embed"] },
+  "llm-worker": {
+    SUMMARIZE_QUEUE: ["ml.summarize"],
+    SUMMARIZE_LOCAL_QUEUE: ["ml.summarize_local"],
+    SUMMARIZE_VIDEO_COMBINED_QUEUE: ["ml.summarize_video_combined"],
+  },
+  "whisper-worker": { TRANSCRIBE_QUEUES: ["ml.transcribe", "ml.transcribe_local"] },
+};
+
+/** Runs `worker` until ready; `env` is added to its environment. */
+export async function scrapeWorker(worker, { env: extraEnv = {}, timeoutMs = 180_000 } = {}) {
+  const bin = binaryPath(worker);
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: build it first (cargo build --bins, or run scripts/test)`);
+  const suffix = `.test-${randomBytes(6).toString("hex")}`;
+  const queueEnv = Object.fromEntries(
+    Object.entries(QUEUES[worker]).map(([name, queues]) => [name, queues.map((q) => q + suffix).join(",")]),
+  );
+  const queues = Object.values(queueEnv).flatMap((v) => v.split(","));
   const env = {
     ...DEFAULT_ENV,
     ...process.env,
@@ -25,7 +42,8 @@ export async function scrapeVectorWorker({ timeoutMs = 90_000 } = {}) {
     METRICS_HOST: "127.0.0.1",
     LOG_FORMAT: "json",
     LOG_LEVEL: "info",
-    EMBED_QUEUE: queue,
+    ...queueEnv,
+    ...extraEnv,
   };
   const child = spawn(bin, [], { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
@@ -55,15 +73,15 @@ export async function scrapeVectorWorker({ timeoutMs = 90_000 } = {}) {
         if (ready === 200) {
           const res = await fetch(`${base}/metrics`);
           if (res.status !== 200) throw new Error(`GET ${base}/metrics answered ${res.status}`);
-          return { text: await res.text(), base };
+          return { text: await res.text(), base, log };
         }
       }
       await new Promise((r) => setTimeout(r, 250));
     }
     throw new Error(
       exitInfo
-        ? `vector-worker exited early (${JSON.stringify(exitInfo)}); its log:\n${log.slice(-4000)}`
-        : `vector-worker not ready within ${timeoutMs / 1000}s (bound: ${bound}); its log:\n${log.slice(-4000)}`,
+        ? `${worker} exited early (${JSON.stringify(exitInfo)}); its log:\n${log.slice(-4000)}`
+        : `${worker} not ready within ${timeoutMs / 1000}s (bound: ${bound}); its log:\n${log.slice(-4000)}`,
     );
   } finally {
     if (!exitInfo) child.kill("SIGTERM");
@@ -75,11 +93,11 @@ export async function scrapeVectorWorker({ timeoutMs = 90_000 } = {}) {
       }),
     ]);
     clearTimeout(timer);
-    if (code !== 0) console.log(`NOTE: vector-worker stopped with code ${code} signal ${signal}`);
-    try {
-      execFileSync("rabbitmqctl", ["-q", "delete_queue", queue], { stdio: "ignore", timeout: 20_000 });
-      execFileSync("rabbitmqctl", ["-q", "delete_queue", `${queue}.dead`], { stdio: "ignore", timeout: 20_000 });
-    } catch { /* best effort; scripts/test sweeps .test-<hex> queues */ }
+    if (code !== 0) console.log(`NOTE: ${worker} stopped with code ${code} signal ${signal}`);
+    for (const queue of queues.flatMap((q) => [q, `${q}.dead`]))
+      try {
+        execFileSync("rabbitmqctl", ["-q", "delete_queue", queue], { stdio: "ignore", timeout: 20_000 });
+      } catch { /* best effort; scripts/test sweeps .test-<hex> queues */ }
   }
 }
 
