@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::Device;
 
 use crate::chat::ChatTemplate;
-use crate::decoder::Decoder;
+use crate::decoder::{Decoder, Widening};
 use crate::error::{LlmError, Result};
 use crate::gguf::{Architecture, GgufFile};
 use crate::tokenizer::LlmTokenizer;
@@ -93,14 +93,23 @@ impl Llm {
         let requantize = config.requantize && device.is_cpu();
         let requantized = requantize && gguf.has_scalar_only_tensors();
         let tensor_types = gguf.tensor_types();
+        let widened = Widening::pays_off(&device);
         let decoder = gguf.load_weights(&device, requantize, |content, reader, device| {
-            Decoder::from_gguf(&content, reader, device, architecture, context_tokens)
+            Decoder::from_gguf(
+                &content,
+                reader,
+                device,
+                architecture,
+                context_tokens,
+                widened,
+            )
         })?;
         tracing::info!(
             model = %name,
             architecture = architecture.as_str(),
             ?tensor_types,
             requantized,
+            widened,
             context_tokens,
             vocab = tokenizer.vocab_size(),
             load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -5,7 +5,7 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache as CandleKvCache;
 
-use super::HyperParams;
+use super::{HyperParams, Widening};
 use crate::gguf::Architecture;
 
 /// Positions a fresh layer cache has room for; it grows by as many again
@@ -114,20 +114,24 @@ pub(crate) struct Attention {
     key: Projection,
     value: Projection,
     output: QMatMul,
+    widening: Widening,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
 }
 
 impl Attention {
-    /// Reads `attn_{q,k,v,output}` through `tensor` (names within the block).
+    /// Reads `attn_{q,k,v,output}` through `tensor` (names within the
+    /// block), for a hidden state widened by `widening`.
     pub(crate) fn from_tensors(
         tensor: &mut dyn FnMut(&str) -> Result<QTensor>,
         hparams: &HyperParams,
         architecture: Architecture,
+        widening: Widening,
     ) -> Result<Self> {
         let mut projection = |name: &str| -> Result<Projection> {
-            let weight = QMatMul::from_qtensor(tensor(&format!("{name}.weight"))?)?;
+            let weight = widening.columns(tensor(&format!("{name}.weight"))?)?;
+            let weight = QMatMul::from_qtensor(weight)?;
             let bias = match architecture {
                 Architecture::Qwen2 => {
                     let bias = tensor(&format!("{name}.bias"))?;
@@ -141,7 +145,9 @@ impl Attention {
             query: projection("attn_q")?,
             key: projection("attn_k")?,
             value: projection("attn_v")?,
-            output: QMatMul::from_qtensor(tensor("attn_output.weight")?)?,
+            // Its input, the heads side by side, is as wide as the model.
+            output: QMatMul::from_qtensor(widening.square(tensor("attn_output.weight")?)?)?,
+            widening,
             heads: hparams.heads,
             kv_heads: hparams.kv_heads,
             head_dim: hparams.head_dim,
@@ -190,6 +196,6 @@ impl Attention {
             .reshape((batch, self.heads, seq_len, self.head_dim))?
             .transpose(1, 2)?
             .reshape((batch, seq_len, self.heads * self.head_dim))?;
-        self.output.forward(&attended)
+        self.output.forward(&self.widening.activations(&attended)?)
     }
 }

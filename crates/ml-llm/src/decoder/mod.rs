@@ -9,17 +9,18 @@
 
 mod attention;
 mod hparams;
+mod widening;
 
 use candle_core::quantized::QMatMul;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
-use candle_nn::Embedding;
-use candle_transformers::quantized_nn::RmsNorm;
+use candle_nn::{Embedding, RmsNorm};
 
 use crate::gguf::{Architecture, ReadSeek};
 
 use self::attention::{Attention, LayerCache, Rope};
 use self::hparams::HyperParams;
+pub(crate) use self::widening::Widening;
 
 /// The weights of one model, shared (read-only) by every generation.
 pub(crate) struct Decoder {
@@ -55,37 +56,45 @@ impl KvCache {
 
 impl Decoder {
     /// Builds the decoder from a GGUF header and its tensor data, keeping
-    /// room for rotary positions up to `context_tokens`.
+    /// room for rotary positions up to `context_tokens`; with `widen`, the
+    /// hidden state is widened to whole kernel blocks (see [`Widening`]).
     pub(crate) fn from_gguf(
         content: &Content,
         reader: &mut dyn ReadSeek,
         device: &Device,
         architecture: Architecture,
         context_tokens: usize,
+        widen: bool,
     ) -> Result<Self> {
         let hparams = HyperParams::read(content, architecture)?;
+        let widening = match widen {
+            true => Widening::to_kernel_blocks(hparams.embedding),
+            false => Widening::none(hparams.embedding),
+        };
         let mut reader = reader;
         let mut tensor = |name: &str| content.tensor(&mut reader, name, device);
-        let embeddings_q = tensor("token_embd.weight")?;
-        let embeddings = Embedding::new(embeddings_q.dequantize(device)?, hparams.embedding);
-        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, hparams.rms_norm_eps)?;
+        let embeddings_q = widening.columns(tensor("token_embd.weight")?)?;
+        let embeddings = Embedding::new(embeddings_q.dequantize(device)?, widening.width());
+        let eps = hparams.rms_norm_eps;
+        let norm = widening.rms_norm(&tensor("output_norm.weight")?, eps)?;
         // Models with tied embeddings have no separate output matrix.
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => QMatMul::from_qtensor(tensor("output.weight")?)?,
+            true => QMatMul::from_qtensor(widening.columns(tensor("output.weight")?)?)?,
             false => QMatMul::from_qtensor(embeddings_q)?,
         };
         let mut layers = Vec::with_capacity(hparams.layers);
         for index in 0..hparams.layers {
             let mut layer_tensor = |name: &str| tensor(&format!("blk.{index}.{name}"));
-            let eps = hparams.rms_norm_eps;
-            let attention = Attention::from_tensors(&mut layer_tensor, &hparams, architecture)?;
+            let attention =
+                Attention::from_tensors(&mut layer_tensor, &hparams, architecture, widening)?;
+            let reading = |matrix| QMatMul::from_qtensor(widening.columns(matrix)?);
             layers.push(Layer {
-                attention_norm: RmsNorm::from_qtensor(layer_tensor("attn_norm.weight")?, eps)?,
+                attention_norm: widening.rms_norm(&layer_tensor("attn_norm.weight")?, eps)?,
                 attention,
-                ffn_norm: RmsNorm::from_qtensor(layer_tensor("ffn_norm.weight")?, eps)?,
-                gate: QMatMul::from_qtensor(layer_tensor("ffn_gate.weight")?)?,
-                up: QMatMul::from_qtensor(layer_tensor("ffn_up.weight")?)?,
-                down: QMatMul::from_qtensor(layer_tensor("ffn_down.weight")?)?,
+                ffn_norm: widening.rms_norm(&layer_tensor("ffn_norm.weight")?, eps)?,
+                gate: reading(layer_tensor("ffn_gate.weight")?)?,
+                up: reading(layer_tensor("ffn_up.weight")?)?,
+                down: QMatMul::from_qtensor(widening.rows(layer_tensor("ffn_down.weight")?)?)?,
             });
         }
         let rope = Rope::new(&hparams, architecture, context_tokens, device)?;

@@ -8,7 +8,10 @@
 //! rounding differences grow through the layers (llama.cpp behaves the same
 //! across batch sizes) — so the chunking itself (cache positions, causal
 //! mask, rotary offsets) is checked on the same weights in f32, where any
-//! chunking must give the whole prompt's logits.
+//! chunking must give the whole prompt's logits. Widening the hidden state
+//! (see [`super::Widening`]) is exact arithmetic, so it is checked in f32
+//! too; the quantized model as served must still pick the f32 model's
+//! next token.
 
 use std::path::PathBuf;
 
@@ -16,7 +19,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_llama, quantized_qwen2};
 
-use super::Decoder;
+use super::{Decoder, Widening};
 use crate::gguf::{Architecture, GgufFile};
 use crate::tokenizer::LlmTokenizer;
 
@@ -65,11 +68,12 @@ impl Case {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Our logits for `ids` read in `chunk`-token pieces, then for one more token.
-    fn ours(&self, f32: bool, ids: &[u32], chunk: usize) -> Logits {
+    /// Our logits for `ids` read in `chunk`-token pieces, then for one
+    /// more token, with the hidden state widened or not.
+    fn ours(&self, f32: bool, widen: bool, ids: &[u32], chunk: usize) -> Logits {
         let architecture = self.architecture;
         let decoder = self.load(f32, |content, reader, device| {
-            Decoder::from_gguf(&content, reader, device, architecture, 256)
+            Decoder::from_gguf(&content, reader, device, architecture, 256, widen)
         });
         let mut cache = decoder.new_cache();
         run(ids, chunk, &mut |piece, position| {
@@ -104,7 +108,7 @@ impl Case {
         let ids = self.prompt();
         let whole = ids.len();
 
-        let ours = self.ours(false, &ids, whole);
+        let ours = self.ours(false, false, &ids, whole);
         let reference = self.reference(false, &ids, whole);
         let difference = max_difference(&ours, &reference);
         assert!(
@@ -113,11 +117,18 @@ impl Case {
             self.architecture
         );
 
-        let ours_f32 = self.ours(true, &ids, whole);
+        let ours_f32 = self.ours(true, false, &ids, whole);
         let reference_f32 = self.reference(true, &ids, whole);
         assert!(max_difference(&ours_f32, &reference_f32) < 1e-4);
+        let widened_f32 = self.ours(true, true, &ids, whole);
+        let difference = max_difference(&widened_f32, &ours_f32);
+        assert!(
+            difference < 1e-4,
+            "{:?}: widening the hidden state changes the logits by {difference}",
+            self.architecture
+        );
         for chunk in [1, 7] {
-            let chunked = self.ours(true, &ids, chunk);
+            let chunked = self.ours(true, false, &ids, chunk);
             let difference = max_difference(&chunked, &ours_f32);
             assert!(
                 difference < 1e-3,
@@ -125,10 +136,11 @@ impl Case {
                 self.architecture
             );
         }
+        let served = self.ours(false, Widening::pays_off(&Device::Cpu), &ids, whole);
         assert_eq!(
-            argmax(&ours[0]),
+            argmax(&served[0]),
             argmax(&ours_f32[0]),
-            "f32 and quantized agree"
+            "f32 and quantized as served agree"
         );
     }
 }
