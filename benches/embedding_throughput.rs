@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ml_embedding::{Embedder, EmbedderConfig};
+use ml_embedding::{Embedder, EmbedderConfig, PassLimits};
 use ml_testkit::{TestBroker, WorkerProcess, env};
 use serde_json::{Value, json};
 
@@ -168,7 +168,10 @@ fn token_counts(embedder: &Embedder, texts: &[String]) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Embeds the same `n` texts as the peer, `batch` at a time, after one warm-up batch.
+/// Embeds the same `n` texts as the peer, `batch` at a time, after one
+/// warm-up batch; each batch as the vector-worker embeds what it gathers:
+/// in the length-sorted passes of its default limits (the peer, too, sorts
+/// each call's texts by length).
 fn bench_ours(
     embedder: &Embedder,
     texts: &[String],
@@ -176,11 +179,13 @@ fn bench_ours(
     batch: usize,
     n: usize,
 ) -> Result<Cell> {
-    embedder.embed(&take(texts, 0, batch))?;
+    let limits = PassLimits::default();
+    let embed = |texts: &[&str]| embedder.embed_in_passes(texts, &limits, |_, _| {});
+    embed(&take(texts, 0, batch))?;
     let started = Instant::now();
     let mut done = 0;
     while done < n {
-        let vectors = embedder.embed(&take(texts, done, batch))?;
+        let vectors = embed(&take(texts, done, batch))?;
         anyhow::ensure!(
             vectors.len() == batch,
             "{} vectors for {batch} texts",

@@ -9,6 +9,9 @@
 //! | cut it into chunks that fit the model's window | `chunk` | [`chunk()`], [`Chunk`], [`ChunkStrategy`], [`ChunkConfig`], [`Segment`], [`TokenCounter`] |
 //! | embed each chunk | `model` | [`Embedder`], [`EmbedderConfig`] |
 //!
+//! Many texts at once are embedded in passes that `passes` plans:
+//! [`plan_passes`] under [`PassLimits`].
+//!
 //! Beside them, `hash` gives [`content_hash`] (the SHA-256 stored with each
 //! vector) and `error` the crate's one error type, [`EmbeddingError`].
 //!
@@ -21,6 +24,7 @@ mod content_type;
 mod error;
 mod hash;
 mod model;
+mod passes;
 
 pub use chunk::{
     Chunk, ChunkConfig, ChunkStrategy, Segment, TokenCounter, WhitespaceCounter, chunk,
@@ -31,3 +35,4 @@ pub use content_type::ContentType;
 pub use error::EmbeddingError;
 pub use hash::content_hash;
 pub use model::{Embedder, EmbedderConfig};
+pub use passes::{PassLimits, plan_passes};

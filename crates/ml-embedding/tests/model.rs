@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use ml_embedding::{
-    ChunkConfig, ChunkStrategy, ContentType, Embedder, EmbedderConfig, chunk, clean,
+    ChunkConfig, ChunkStrategy, ContentType, Embedder, EmbedderConfig, PassLimits, chunk, clean,
 };
 
 const MODEL: &str = "all-MiniLM-L6-v2";
@@ -131,6 +131,33 @@ fn padding_does_not_change_a_vector() {
     );
     let hi = cosine(&embed_one("Hi"), &batched[2]);
     assert!(hi > 0.9999, "cosine alone vs in a padded batch: {hi}");
+}
+
+#[test]
+fn passes_keep_the_order_and_the_vectors() {
+    let long = long_text(120);
+    let texts = [
+        long.as_str(),
+        "Hi",
+        "A man is eating food.",
+        long.as_str(),
+        "Rust",
+    ];
+    // Two texts per pass at most: three passes, shortest first.
+    let limits = PassLimits {
+        max_tokens: 2048,
+        max_texts: 2,
+    };
+    let mut passes = Vec::new();
+    let vectors = embedder()
+        .embed_in_passes(&texts, &limits, |count, _| passes.push(count))
+        .unwrap_or_else(|err| panic!("embedding failed: {err}"));
+    assert_eq!(passes, [2, 2, 1]);
+    assert_eq!(vectors.len(), texts.len());
+    for (text, vector) in texts.iter().zip(&vectors) {
+        let similarity = cosine(&embed_one(text), vector);
+        assert!(similarity > 0.9999, "{text:.20}: cosine {similarity}");
+    }
 }
 
 #[test]

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ml_embedding::PassLimits;
 use ml_runtime::RuntimeArgs;
 use ml_storage::DatabaseArgs;
 
-use crate::batch::BatchLimits;
 use crate::openai::ApiLimits;
+use crate::service::BatchLimits;
 
 /// Embeds text with a local BERT model and stores vectors in PostgreSQL + pgvector.
 #[derive(Debug, Clone, Parser)]
@@ -61,11 +62,11 @@ pub struct Config {
     /// long texts get slower per text on CPU (the attention scores outgrow
     /// the caches; see benches/embedding_throughput.rs): 2048 gives 128
     /// captions or 8 full-length chunks per pass.
-    #[arg(long, env = "EMBED_BATCH_MAX_TOKENS", default_value_t = 2048)]
+    #[arg(long, env = "EMBED_BATCH_MAX_TOKENS", default_value_t = PassLimits::default().max_tokens)]
     pub batch_max_tokens: usize,
 
     /// Texts in one forward pass, gathered across tasks.
-    #[arg(long, env = "EMBED_BATCH_MAX_TEXTS", default_value_t = 64)]
+    #[arg(long, env = "EMBED_BATCH_MAX_TEXTS", default_value_t = PassLimits::default().max_texts)]
     pub batch_max_texts: usize,
 
     /// Milliseconds the model waits for more tasks' texts before a pass.
@@ -98,8 +99,10 @@ impl Config {
     /// Cross-task batching limits.
     pub fn batch_limits(&self) -> BatchLimits {
         BatchLimits {
-            max_tokens: self.batch_max_tokens.max(1),
-            max_texts: self.batch_max_texts.max(1),
+            passes: PassLimits {
+                max_tokens: self.batch_max_tokens.max(1),
+                max_texts: self.batch_max_texts.max(1),
+            },
             max_wait: Duration::from_millis(self.batch_max_wait_ms),
         }
     }

@@ -2,7 +2,6 @@
 //! into PostgreSQL + pgvector. See the crate README for configuration.
 
 mod app;
-mod batch;
 mod config;
 mod handler;
 mod openai;

@@ -5,13 +5,22 @@
 //! together in length-sorted passes, and fans the vectors back out.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use ml_embedding::{Embedder, EmbeddingError};
+use ml_embedding::{Embedder, EmbeddingError, PassLimits};
 use ml_runtime::{Metrics, TaskError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::batch::{BatchLimits, plan_passes};
+/// Limits of cross-task micro-batching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Limits of one forward pass; `passes.max_texts` is also the
+    /// collection target of one round.
+    pub passes: PassLimits,
+    /// How long the model thread waits for more requests before it runs
+    /// what it has.
+    pub max_wait: Duration,
+}
 
 /// Requests waiting for the model before senders wait too.
 const QUEUE_DEPTH: usize = 256;
@@ -101,7 +110,7 @@ impl ModelThread {
         let deadline = Instant::now() + self.limits.max_wait;
         let mut texts = first.texts.len();
         let mut jobs = vec![first];
-        while texts < self.limits.max_texts {
+        while texts < self.limits.passes.max_texts {
             let next = match queue.try_recv() {
                 Ok(job) => Some(job),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
@@ -156,37 +165,26 @@ impl ModelThread {
         }
     }
 
-    /// Embeds `texts` in the passes [`plan_passes`] picks and returns the
-    /// vectors in input order.
+    /// Embeds `texts` in the passes the limits allow, recording each pass
+    /// in the metrics, and returns the vectors in input order.
     fn embed_passes(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
-        let limit = self.embedder.max_tokens();
-        let counts = texts
-            .iter()
-            .map(|text| Ok(self.embedder.count_tokens(text)?.min(limit)))
-            .collect::<Result<Vec<usize>, EmbeddingError>>()?;
-        let mut vectors = vec![Vec::new(); texts.len()];
-        for pass in plan_passes(&counts, &self.limits) {
-            let batch: Vec<&str> = pass.iter().map(|&i| texts[i]).collect();
-            let started = Instant::now();
-            let embedded = self.embedder.embed(&batch)?;
-            let seconds = started.elapsed().as_secs_f64();
-            self.metrics.embedding_duration.observe(seconds);
-            self.metrics
-                .model_latency
-                .with_label_values(&[self.embedder.model_name()])
-                .observe(seconds);
-            self.metrics
-                .embedding_batch_size
-                .set(i64::try_from(batch.len()).unwrap_or(i64::MAX));
-            tracing::debug!(
-                texts = batch.len(),
-                ms = started.elapsed().as_millis() as u64,
-                "forward pass"
-            );
-            for (&index, vector) in pass.iter().zip(embedded) {
-                vectors[index] = vector;
-            }
-        }
-        Ok(vectors)
+        let model = self.embedder.model_name();
+        self.embedder
+            .embed_in_passes(texts, &self.limits.passes, |count, elapsed| {
+                let seconds = elapsed.as_secs_f64();
+                self.metrics.embedding_duration.observe(seconds);
+                self.metrics
+                    .model_latency
+                    .with_label_values(&[model])
+                    .observe(seconds);
+                self.metrics
+                    .embedding_batch_size
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+                tracing::debug!(
+                    texts = count,
+                    ms = elapsed.as_millis() as u64,
+                    "forward pass"
+                );
+            })
     }
 }

@@ -6,11 +6,12 @@ mod load;
 
 use std::fmt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use tokenizers::{Encoding, Tokenizer};
 
-use crate::{EmbeddingError, TokenCounter};
+use crate::{EmbeddingError, PassLimits, TokenCounter, plan_passes};
 use load::{
     check_pooling, load_tokenizers, load_weights, model_name, read_bert_config, required_file,
     resolve_max_tokens,
@@ -146,6 +147,37 @@ impl Embedder {
         let hidden = self.model.forward(&input_ids, &type_ids, &mask)?;
         let vectors = mean_pool_normalised(&hidden, &mask)?.to_vec2::<f32>()?;
         tracing::debug!(texts = texts.len(), tokens = mask.dim(1)?, "embedded batch");
+        Ok(vectors)
+    }
+
+    /// Embeds `texts` like [`Self::embed`], in the forward passes
+    /// [`plan_passes`] picks under `limits` (length-sorted, so little is
+    /// spent on padding), and returns the vectors in input order. After
+    /// each pass `on_pass` gets its number of texts and its duration.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::embed`]; no vector is returned if any pass fails.
+    pub fn embed_in_passes(
+        &self,
+        texts: &[&str],
+        limits: &PassLimits,
+        mut on_pass: impl FnMut(usize, Duration),
+    ) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        let counts = texts
+            .iter()
+            .map(|text| Ok(self.count_tokens(text)?.min(self.max_tokens)))
+            .collect::<Result<Vec<usize>, EmbeddingError>>()?;
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for pass in plan_passes(&counts, limits) {
+            let batch: Vec<&str> = pass.iter().map(|&i| texts[i]).collect();
+            let started = Instant::now();
+            let embedded = self.embed(&batch)?;
+            on_pass(batch.len(), started.elapsed());
+            for (&index, vector) in pass.iter().zip(embedded) {
+                vectors[index] = vector;
+            }
+        }
         Ok(vectors)
     }
 
