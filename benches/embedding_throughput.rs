@@ -7,7 +7,8 @@
 //! paragraphs (150-200 words). For each set and batch size (1, 8, 32, 128)
 //! the peer warms up with one batch, then embeds batches until at least
 //! `MIN_SECONDS` have passed; it reports how many texts that was, and ours
-//! then embeds exactly the same texts, batch by batch, after the same warm-up.
+//! then embeds exactly the same texts, batch by batch, after the same warm-up,
+//! each batch in the length-sorted passes the vector-worker runs.
 //! Tokens are word pieces without special tokens, capped at the model window.
 //! Then both processes' peak RSS, and, when the release vector-worker is
 //! built, end-to-end tasks/s through RabbitMQ into pgvector.

@@ -104,37 +104,33 @@ impl Case {
         })
     }
 
+    /// Asserts that `a` and `b` differ by less than `tolerance` anywhere.
+    fn assert_close(&self, a: &Logits, b: &Logits, tolerance: f32, what: &str) {
+        let difference = max_difference(a, b);
+        assert!(
+            difference < tolerance,
+            "{:?}: {what} differ by {difference}",
+            self.architecture
+        );
+    }
+
     fn check(&self) {
         let ids = self.prompt();
         let whole = ids.len();
 
         let ours = self.ours(false, false, &ids, whole);
         let reference = self.reference(false, &ids, whole);
-        let difference = max_difference(&ours, &reference);
-        assert!(
-            difference < 1e-4,
-            "{:?}: ours and candle's differ by {difference}",
-            self.architecture
-        );
+        self.assert_close(&ours, &reference, 1e-4, "ours and candle's");
 
         let ours_f32 = self.ours(true, false, &ids, whole);
         let reference_f32 = self.reference(true, &ids, whole);
-        assert!(max_difference(&ours_f32, &reference_f32) < 1e-4);
+        self.assert_close(&ours_f32, &reference_f32, 1e-4, "ours and candle's in f32");
         let widened_f32 = self.ours(true, true, &ids, whole);
-        let difference = max_difference(&widened_f32, &ours_f32);
-        assert!(
-            difference < 1e-4,
-            "{:?}: widening the hidden state changes the logits by {difference}",
-            self.architecture
-        );
+        self.assert_close(&widened_f32, &ours_f32, 1e-4, "widened and model-wide");
         for chunk in [1, 7] {
             let chunked = self.ours(true, false, &ids, chunk);
-            let difference = max_difference(&chunked, &ours_f32);
-            assert!(
-                difference < 1e-3,
-                "{:?}: {chunk}-token chunks differ from the whole prompt by {difference}",
-                self.architecture
-            );
+            let what = format!("{chunk}-token chunks and the whole prompt");
+            self.assert_close(&chunked, &ours_f32, 1e-3, &what);
         }
         let served = self.ours(false, Widening::pays_off(&Device::Cpu), &ids, whole);
         assert_eq!(
