@@ -102,3 +102,9 @@ new_tmpdir() {
     ML_WORKERS_TMPDIRS+=("$dir")
     printf -v "$1" '%s' "$dir"
 }
+
+# psql against the project's PostgreSQL: quiet, unaligned, stop on errors.
+psql_q() {
+    PGOPTIONS='-c client_min_messages=warning' \
+        psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -qtAX "$@"
+}
