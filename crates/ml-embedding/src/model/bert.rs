@@ -1,7 +1,7 @@
 //! A BERT encoder for inference only, built for CPU speed: one fused
 //! query/key/value projection with the attention scale folded into the query
-//! weights, the fused last-dimension softmax and layer-norm kernels, and
-//! every projection as one 2-D matrix product over all tokens of the batch.
+//! weights, every projection as one 2-D matrix product over all tokens of
+//! the batch, and the rest in the fused operations of [`super::kernels`].
 //! candle-transformers' general BERT runs a five-pass softmax and a
 //! division over the whole `batch × heads × tokens²` score tensor instead,
 //! which dominates on long texts.
@@ -9,6 +9,8 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
+
+use super::kernels::{self, Activation};
 
 /// How far padding positions are pushed down before the softmax (finite, so
 /// no NaN can appear).
@@ -34,9 +36,14 @@ impl Dense {
         })
     }
 
-    /// `(rows, in) -> (rows, out)`.
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.matmul(&self.weight)?.broadcast_add(&self.bias)
+    /// `(rows, in) -> (rows, out)`, then `activation`.
+    fn forward(&self, xs: &Tensor, activation: Activation) -> Result<Tensor> {
+        kernels::add_bias(xs.matmul(&self.weight)?, &self.bias, activation)
+    }
+
+    /// `(rows, in) -> (rows, out)`, plus `residual` `(rows, out)`.
+    fn forward_plus(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        kernels::add_bias_and_residual(xs.matmul(&self.weight)?, &self.bias, residual)
     }
 }
 
@@ -70,8 +77,7 @@ struct Layer {
     output: Dense,
     output_norm: Norm,
     heads: usize,
-    head_size: usize,
-    approximate_gelu: bool,
+    activation: Activation,
 }
 
 impl Layer {
@@ -120,38 +126,25 @@ impl Layer {
             )?,
             output_norm: Norm::load(&vb.pp("output").pp("LayerNorm"), hidden, eps)?,
             heads,
-            head_size,
-            approximate_gelu: matches!(config.hidden_act, HiddenAct::GeluApproximate),
+            activation: match config.hidden_act {
+                HiddenAct::Gelu => Activation::Gelu,
+                HiddenAct::GeluApproximate => Activation::GeluTanh,
+                HiddenAct::Relu => Activation::Relu,
+            },
         })
     }
 
-    /// `xs`: `(batch × tokens, hidden)`; `bias`: `(batch, 1, 1, tokens)`.
-    fn forward(&self, xs: &Tensor, bias: &Tensor, batch: usize, tokens: usize) -> Result<Tensor> {
-        let qkv = self
-            .qkv
-            .forward(xs)?
-            .reshape((batch, tokens, 3, self.heads, self.head_size))?
-            .permute((2, 0, 3, 1, 4))?;
-        let query = qkv.get(0)?.contiguous()?;
-        let key = qkv.get(1)?.contiguous()?;
-        let value = qkv.get(2)?.contiguous()?;
-        let scores = query.matmul(&key.t()?)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs
-            .matmul(&value)?
-            .transpose(1, 2)?
-            .reshape((batch * tokens, self.heads * self.head_size))?;
+    /// `xs`: `(batch × tokens, hidden)`; `mask`: `(batch, tokens)`, added
+    /// to the attention scores.
+    fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let qkv = self.qkv.forward(xs, Activation::Identity)?;
+        let context = kernels::attention(&qkv, mask, self.heads)?;
         let attended = self
             .attention_norm
-            .forward(&(self.attention_out.forward(&context)? + xs)?)?;
-        let inner = self.intermediate.forward(&attended)?;
-        let inner = if self.approximate_gelu {
-            inner.gelu()?
-        } else {
-            inner.gelu_erf()?
-        };
+            .forward(&self.attention_out.forward_plus(&context, xs)?)?;
+        let inner = self.intermediate.forward(&attended, self.activation)?;
         self.output_norm
-            .forward(&(self.output.forward(&inner)? + attended)?)
+            .forward(&self.output.forward_plus(&inner, &attended)?)
     }
 }
 
@@ -202,11 +195,10 @@ impl Bert {
         let mut xs = self
             .embedding_norm
             .forward(&embedded.reshape((batch * tokens, self.hidden))?)?;
-        // 0 for real tokens, -1e9 for padding, broadcast over heads and queries.
-        let bias =
-            ((mask.to_dtype(DType::F32)? - 1.0)? * MASK_PENALTY)?.reshape((batch, 1, 1, tokens))?;
+        // 0 for real tokens, -1e9 for padding, added to every score row.
+        let mask = ((mask.to_dtype(DType::F32)? - 1.0)? * MASK_PENALTY)?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, &bias, batch, tokens)?;
+            xs = layer.forward(&xs, &mask)?;
         }
         xs.reshape((batch, tokens, self.hidden))
     }

@@ -2,6 +2,7 @@
 //! with candle on the CPU.
 
 mod bert;
+mod kernels;
 mod load;
 
 use std::fmt;

@@ -1,0 +1,286 @@
+//! The encoder's operations besides the matrix products, fused for the CPU.
+//!
+//! Composed from candle's operations, one layer makes some twenty passes
+//! over its activations, most of them allocating a new tensor, plus a
+//! `batch × heads` loop of tiny matrix products and scalar `expf`/`erff`
+//! calls; together they cost more than the products themselves. Here, on
+//! the CPU, the bias, activation and residual of a dense layer are one
+//! in-place pass over its output (`epilogue`), and attention is one
+//! operation per (text, head) that reads the fused q/k/v projection
+//! directly (`attention`), with vectorised `exp` and `erf` (`math`). On other
+//! devices the same computations are composed from candle's operations
+//! (`composed`), which the tests also use to check the CPU kernels.
+
+mod attention;
+mod epilogue;
+mod math;
+
+pub(super) use epilogue::Activation;
+
+use candle_core::{
+    CpuStorage, CustomOp2, InplaceOp2, InplaceOp3, Layout, Result, Shape, Tensor, bail,
+};
+
+use attention::Heads;
+
+/// `activation(xs + bias)`, `bias` added to every row of the 2-D `xs`,
+/// which is overwritten on the CPU.
+pub(super) fn add_bias(xs: Tensor, bias: &Tensor, activation: Activation) -> Result<Tensor> {
+    if !xs.device().is_cpu() {
+        return composed::add_bias(&xs, bias, activation);
+    }
+    xs.inplace_op2(bias, &AddBias(activation))?;
+    Ok(xs)
+}
+
+/// `xs + bias + residual`, `bias` added to every row of the 2-D `xs`, which
+/// is overwritten on the CPU.
+pub(super) fn add_bias_and_residual(
+    xs: Tensor,
+    bias: &Tensor,
+    residual: &Tensor,
+) -> Result<Tensor> {
+    if !xs.device().is_cpu() {
+        return composed::add_bias_and_residual(&xs, bias, residual);
+    }
+    xs.inplace_op3(bias, residual, &AddBiasAndResidual)?;
+    Ok(xs)
+}
+
+/// Multi-head self-attention: `qkv` is the fused projection `(batch ×
+/// tokens, 3 × hidden)` with the queries pre-scaled, `mask` the additive
+/// `(batch, tokens)` mask; returns the context `(batch × tokens, hidden)`.
+pub(super) fn attention(qkv: &Tensor, mask: &Tensor, heads: usize) -> Result<Tensor> {
+    let (batch, tokens) = mask.dims2()?;
+    let head_size = qkv.dim(1)? / 3 / heads;
+    let sizes = Heads {
+        batch,
+        tokens,
+        heads,
+        head_size,
+    };
+    if !qkv.device().is_cpu() {
+        return composed::attention(qkv, mask, sizes);
+    }
+    qkv.apply_op2_no_bwd(mask, &Attention(sizes))
+}
+
+struct AddBias(Activation);
+
+impl InplaceOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "add-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        out: &mut CpuStorage,
+        out_l: &Layout,
+        bias: &CpuStorage,
+        bias_l: &Layout,
+    ) -> Result<()> {
+        epilogue::add_bias(values_mut(out, out_l)?, values(bias, bias_l)?, self.0);
+        Ok(())
+    }
+}
+
+struct AddBiasAndResidual;
+
+impl InplaceOp3 for AddBiasAndResidual {
+    fn name(&self) -> &'static str {
+        "add-bias-and-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        out: &mut CpuStorage,
+        out_l: &Layout,
+        bias: &CpuStorage,
+        bias_l: &Layout,
+        residual: &CpuStorage,
+        residual_l: &Layout,
+    ) -> Result<()> {
+        let out = values_mut(out, out_l)?;
+        let residual = values(residual, residual_l)?;
+        if residual.len() != out.len() {
+            bail!(
+                "residual has {} values, the output {}",
+                residual.len(),
+                out.len()
+            );
+        }
+        epilogue::add_bias_and_residual(out, values(bias, bias_l)?, residual);
+        Ok(())
+    }
+}
+
+struct Attention(Heads);
+
+impl CustomOp2 for Attention {
+    fn name(&self) -> &'static str {
+        "attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qkv: &CpuStorage,
+        qkv_l: &Layout,
+        mask: &CpuStorage,
+        mask_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let sizes = self.0;
+        let rows = sizes.batch * sizes.tokens;
+        let qkv = values(qkv, qkv_l)?;
+        if qkv.len() != rows * 3 * sizes.hidden() {
+            bail!(
+                "attention: q/k/v has {} values, expected {rows} rows of 3 × {}",
+                qkv.len(),
+                sizes.hidden()
+            );
+        }
+        let context = attention::attend(qkv, values(mask, mask_l)?, sizes);
+        Ok((
+            CpuStorage::F32(context),
+            Shape::from((rows, sizes.hidden())),
+        ))
+    }
+}
+
+/// The `f32` values of a contiguous tensor's storage.
+fn values<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("fused kernels need contiguous tensors")
+    };
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// [`values`], writable.
+fn values_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> Result<&'a mut [f32]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("fused kernels need contiguous tensors")
+    };
+    let CpuStorage::F32(values) = storage else {
+        bail!("fused kernels need f32 tensors")
+    };
+    Ok(&mut values[start..end])
+}
+
+/// The same operations from candle's own, for devices other than the CPU.
+mod composed {
+    use candle_core::{Result, Tensor};
+
+    use super::{Activation, Heads};
+
+    pub(super) fn add_bias(xs: &Tensor, bias: &Tensor, activation: Activation) -> Result<Tensor> {
+        let xs = xs.broadcast_add(bias)?;
+        match activation {
+            Activation::Identity => Ok(xs),
+            Activation::Gelu => xs.gelu_erf(),
+            Activation::GeluTanh => xs.gelu(),
+            Activation::Relu => xs.relu(),
+        }
+    }
+
+    pub(super) fn add_bias_and_residual(
+        xs: &Tensor,
+        bias: &Tensor,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
+        xs.broadcast_add(bias)? + residual
+    }
+
+    pub(super) fn attention(qkv: &Tensor, mask: &Tensor, sizes: Heads) -> Result<Tensor> {
+        let Heads {
+            batch,
+            tokens,
+            heads,
+            head_size,
+        } = sizes;
+        let qkv = qkv
+            .reshape((batch, tokens, 3, heads, head_size))?
+            .permute((2, 0, 3, 1, 4))?;
+        let query = qkv.get(0)?.contiguous()?;
+        let key = qkv.get(1)?.contiguous()?;
+        let value = qkv.get(2)?.contiguous()?;
+        let scores = query
+            .matmul(&key.t()?)?
+            .broadcast_add(&mask.reshape((batch, 1, 1, tokens))?)?;
+        candle_nn::ops::softmax_last_dim(&scores)?
+            .matmul(&value)?
+            .transpose(1, 2)?
+            .reshape((batch * tokens, sizes.hidden()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+
+    /// Deterministic values in about `-scale..scale`.
+    fn tensor(shape: (usize, usize), seed: u32, scale: f32) -> Result<Tensor> {
+        let values: Vec<f32> = (0..shape.0 * shape.1)
+            .map(|i| {
+                #[allow(clippy::cast_precision_loss)]
+                let x = (i as f32).mul_add(0.618_034, seed as f32 * 0.1).sin();
+                x * scale
+            })
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu)
+    }
+
+    fn max_difference(a: &Tensor, b: &Tensor) -> Result<f32> {
+        (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+    }
+
+    #[test]
+    fn epilogues_match_the_composed_operations() -> Result<()> {
+        // 70 rows of 1 100: more than one parallel chunk, rows not aligned to it.
+        let xs = tensor((70, 1_100), 1, 4.0)?;
+        let bias = tensor((1, 1_100), 2, 1.0)?.squeeze(0)?;
+        let residual = tensor((70, 1_100), 3, 2.0)?;
+        for activation in [
+            Activation::Identity,
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::Relu,
+        ] {
+            let fused = add_bias(xs.copy()?, &bias, activation)?;
+            let reference = composed::add_bias(&xs, &bias, activation)?;
+            let difference = max_difference(&fused, &reference)?;
+            assert!(difference < 1e-5, "{activation:?}: {difference}");
+        }
+        let fused = add_bias_and_residual(xs.copy()?, &bias, &residual)?;
+        let reference = composed::add_bias_and_residual(&xs, &bias, &residual)?;
+        assert!(max_difference(&fused, &reference)? < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn attention_matches_the_composed_operations() -> Result<()> {
+        let (batch, tokens, heads, head_size) = (3, 19, 4, 8);
+        let qkv = tensor((batch * tokens, 3 * heads * head_size), 4, 1.5)?;
+        // Text 0 is whole, text 1 has 5 padding tokens, text 2 has 18.
+        let mask: Vec<f32> = (0..batch * tokens)
+            .map(|i| {
+                let (text, token) = (i / tokens, i % tokens);
+                let real = [tokens, tokens - 5, 1][text];
+                if token < real { 0.0 } else { -1e9 }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (batch, tokens), &Device::Cpu)?;
+        let fused = attention(&qkv, &mask, heads)?;
+        let sizes = Heads {
+            batch,
+            tokens,
+            heads,
+            head_size,
+        };
+        let reference = composed::attention(&qkv, &mask, sizes)?;
+        assert_eq!(fused.dims(), reference.dims());
+        let difference = max_difference(&fused, &reference)?;
+        assert!(difference < 1e-5, "{difference}");
+        Ok(())
+    }
+}
