@@ -64,8 +64,9 @@ impl Norm {
         Ok(Self { weight, bias, eps })
     }
 
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps)
+    /// Normalises `xs` `(rows, size)`, which it consumes.
+    fn forward(&self, xs: Tensor) -> Result<Tensor> {
+        kernels::layer_norm(xs, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -141,10 +142,10 @@ impl Layer {
         let context = kernels::attention(&qkv, mask, self.heads)?;
         let attended = self
             .attention_norm
-            .forward(&self.attention_out.forward_plus(&context, xs)?)?;
+            .forward(self.attention_out.forward_plus(&context, xs)?)?;
         let inner = self.intermediate.forward(&attended, self.activation)?;
         self.output_norm
-            .forward(&self.output.forward_plus(&inner, &attended)?)
+            .forward(self.output.forward_plus(&inner, &attended)?)
     }
 }
 
@@ -194,7 +195,7 @@ impl Bert {
             .broadcast_add(&self.positions.forward(&positions)?)?;
         let mut xs = self
             .embedding_norm
-            .forward(&embedded.reshape((batch * tokens, self.hidden))?)?;
+            .forward(embedded.reshape((batch * tokens, self.hidden))?)?;
         // 0 for real tokens, -1e9 for padding, added to every score row.
         let mask = ((mask.to_dtype(DType::F32)? - 1.0)? * MASK_PENALTY)?;
         for layer in &self.layers {

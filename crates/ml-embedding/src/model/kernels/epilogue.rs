@@ -1,9 +1,10 @@
-//! What follows a dense layer's matrix product, done in one pass over its
-//! output, in place: the bias, then either the activation or the residual.
+//! What follows a dense layer's matrix product, in place over its output:
+//! the bias, then either the activation or the residual, in one pass; and
+//! the layer normalisation that follows a residual.
 
 use rayon::prelude::*;
 
-use super::math::{gelu, gelu_tanh};
+use super::math::{gelu, gelu_tanh, sum, sum_of_squares};
 
 /// The activation a dense layer ends with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,26 @@ pub(super) fn add_bias_and_residual(out: &mut [f32], bias: &[f32], residual: &[f
         {
             for ((x, &b), &r) in row.iter_mut().zip(bias).zip(residual) {
                 *x += b + r;
+            }
+        }
+    });
+}
+
+/// Normalises each row of `out` to mean 0 and variance 1 (`eps` added to
+/// the variance), then scales by `weight` and shifts by `shift`.
+pub(super) fn layer_norm(out: &mut [f32], weight: &[f32], shift: &[f32], eps: f32) {
+    let width = weight.len();
+    #[allow(clippy::cast_precision_loss)] // widths are small
+    let count = width as f32;
+    for_row_chunks(out, width, |_, chunk| {
+        for row in chunk.chunks_exact_mut(width) {
+            let mean = sum(row) / count;
+            for x in row.iter_mut() {
+                *x -= mean;
+            }
+            let scale = 1.0 / (sum_of_squares(row) / count + eps).sqrt();
+            for ((x, &w), &b) in row.iter_mut().zip(weight).zip(shift) {
+                *x = (*x * scale).mul_add(w, b);
             }
         }
     });

@@ -111,27 +111,43 @@ pub(super) fn softmax_with_bias(row: &mut [f32], bias: &[f32]) {
     for (value, bias) in row.iter_mut().zip(bias) {
         *value += bias;
     }
-    let max = reduce(row, f32::NEG_INFINITY, f32::max);
+    let max = reduce(row, f32::NEG_INFINITY, f32::max, f32::max);
     for value in row.iter_mut() {
         *value = exp(*value - max);
     }
-    let scale = 1.0 / reduce(row, 0.0, |a, b| a + b);
+    let scale = 1.0 / sum(row);
     for value in row.iter_mut() {
         *value *= scale;
     }
 }
 
-/// Folds `values` with `op` in [`LANES`] interleaved partial results.
-fn reduce(values: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
+/// The sum of `values`.
+pub(super) fn sum(values: &[f32]) -> f32 {
+    reduce(values, 0.0, |a, b| a + b, |a, b| a + b)
+}
+
+/// The sum of the squares of `values`.
+pub(super) fn sum_of_squares(values: &[f32]) -> f32 {
+    reduce(values, 0.0, |a, x| x.mul_add(x, a), |a, b| a + b)
+}
+
+/// Folds `values` into [`LANES`] interleaved partial results with `step`,
+/// then those into one with `combine`.
+fn reduce(
+    values: &[f32],
+    init: f32,
+    step: impl Fn(f32, f32) -> f32,
+    combine: impl Fn(f32, f32) -> f32,
+) -> f32 {
     let mut lanes = [init; LANES];
     let mut chunks = values.chunks_exact(LANES);
     for chunk in &mut chunks {
         for (lane, &value) in lanes.iter_mut().zip(chunk) {
-            *lane = op(*lane, value);
+            *lane = step(*lane, value);
         }
     }
-    let tail = chunks.remainder().iter().fold(init, |a, &b| op(a, b));
-    lanes.into_iter().fold(tail, op)
+    let tail = chunks.remainder().iter().fold(init, |a, &b| step(a, b));
+    lanes.into_iter().fold(tail, combine)
 }
 
 #[cfg(test)]

@@ -47,6 +47,16 @@ pub(super) fn add_bias_and_residual(
     Ok(xs)
 }
 
+/// Layer normalisation of each row of the 2-D `xs`, scaled by `weight`
+/// and shifted by `shift`; `xs` is overwritten on the CPU.
+pub(super) fn layer_norm(xs: Tensor, weight: &Tensor, shift: &Tensor, eps: f32) -> Result<Tensor> {
+    if !xs.device().is_cpu() {
+        return candle_nn::ops::layer_norm(&xs, weight, shift, eps);
+    }
+    xs.inplace_op3(weight, shift, &LayerNorm(eps))?;
+    Ok(xs)
+}
+
 /// Multi-head self-attention: `qkv` is the fused projection `(batch ×
 /// tokens, 3 × hidden)` with the queries pre-scaled, `mask` the additive
 /// `(batch, tokens)` mask; returns the context `(batch × tokens, hidden)`.
@@ -110,6 +120,35 @@ impl InplaceOp3 for AddBiasAndResidual {
             );
         }
         epilogue::add_bias_and_residual(out, values(bias, bias_l)?, residual);
+        Ok(())
+    }
+}
+
+struct LayerNorm(f32);
+
+impl InplaceOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        out: &mut CpuStorage,
+        out_l: &Layout,
+        weight: &CpuStorage,
+        weight_l: &Layout,
+        shift: &CpuStorage,
+        shift_l: &Layout,
+    ) -> Result<()> {
+        let (weight, shift) = (values(weight, weight_l)?, values(shift, shift_l)?);
+        if weight.len() != shift.len() {
+            bail!(
+                "layer norm: {} weights, {} shifts",
+                weight.len(),
+                shift.len()
+            );
+        }
+        epilogue::layer_norm(values_mut(out, out_l)?, weight, shift, self.0);
         Ok(())
     }
 }
@@ -254,6 +293,10 @@ mod tests {
         let fused = add_bias_and_residual(xs.copy()?, &bias, &residual)?;
         let reference = composed::add_bias_and_residual(&xs, &bias, &residual)?;
         assert!(max_difference(&fused, &reference)? < 1e-6);
+        let shift = tensor((1, 1_100), 5, 0.5)?.squeeze(0)?;
+        let fused = layer_norm(xs.copy()?, &bias, &shift, 1e-12)?;
+        let reference = candle_nn::ops::layer_norm(&xs, &bias, &shift, 1e-12)?;
+        assert!(max_difference(&fused, &reference)? < 1e-5);
         Ok(())
     }
 
