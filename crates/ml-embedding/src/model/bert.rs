@@ -6,15 +6,11 @@
 //! division over the whole `batch × heads × tokens²` score tensor instead,
 //! which dominates on long texts.
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
 use super::kernels::{self, Activation};
-
-/// How far padding positions are pushed down before the softmax (finite, so
-/// no NaN can appear).
-const MASK_PENALTY: f64 = 1e9;
 
 /// A dense layer whose weight is stored transposed, `(in, out)`, contiguous.
 struct Dense {
@@ -135,11 +131,11 @@ impl Layer {
         })
     }
 
-    /// `xs`: `(batch × tokens, hidden)`; `mask`: `(batch, tokens)`, added
-    /// to the attention scores.
-    fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    /// `xs`: `(tokens, hidden)`, the texts' tokens one text after the
+    /// other, text `i` having `lengths[i]` of them.
+    fn forward(&self, xs: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let qkv = self.qkv.forward(xs, Activation::Identity)?;
-        let context = kernels::attention(&qkv, mask, self.heads)?;
+        let context = kernels::attention(&qkv, lengths, self.heads)?;
         let attended = self
             .attention_norm
             .forward(self.attention_out.forward_plus(&context, xs)?)?;
@@ -156,7 +152,6 @@ pub(super) struct Bert {
     token_types: Embedding,
     embedding_norm: Norm,
     layers: Vec<Layer>,
-    hidden: usize,
 }
 
 impl Bert {
@@ -180,27 +175,25 @@ impl Bert {
             token_types: table("token_type_embeddings", config.type_vocab_size)?,
             embedding_norm: Norm::load(&embeddings.pp("LayerNorm"), hidden, config.layer_norm_eps)?,
             layers,
-            hidden,
         })
     }
 
-    /// `(batch, tokens)` ids, type ids and attention mask (1 = real token)
-    /// to `(batch, tokens, hidden)` token states.
-    pub(super) fn forward(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (batch, tokens) = ids.dims2()?;
-        let device = ids.device();
-        #[allow(clippy::cast_possible_truncation)] // positions < max_position_embeddings
-        let positions = Tensor::arange(0u32, tokens as u32, device)?;
-        let embedded = (self.words.forward(ids)? + self.token_types.forward(type_ids)?)?
-            .broadcast_add(&self.positions.forward(&positions)?)?;
-        let mut xs = self
-            .embedding_norm
-            .forward(embedded.reshape((batch * tokens, self.hidden))?)?;
-        // 0 for real tokens, -1e9 for padding, added to every score row.
-        let mask = ((mask.to_dtype(DType::F32)? - 1.0)? * MASK_PENALTY)?;
+    /// Token states `(tokens, hidden)` of texts packed end to end, without
+    /// padding: `ids`, `type_ids` and `positions` (each token's index in
+    /// its text) are `(tokens,)`, and text `i` has `lengths[i]` tokens.
+    pub(super) fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        positions: &Tensor,
+        lengths: &[usize],
+    ) -> Result<Tensor> {
+        let embedded = ((self.words.forward(ids)? + self.token_types.forward(type_ids)?)?
+            + self.positions.forward(positions)?)?;
+        let mut xs = self.embedding_norm.forward(embedded)?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, &mask)?;
+            xs = layer.forward(&xs, lengths)?;
         }
-        xs.reshape((batch, tokens, self.hidden))
+        Ok(xs)
     }
 }

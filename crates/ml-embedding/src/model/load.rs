@@ -8,10 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config as BertConfig;
 use serde::de::DeserializeOwned;
-use tokenizers::{
-    PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams,
-    TruncationStrategy,
-};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use super::EmbedderConfig;
 use super::bert::Bert;
@@ -124,36 +121,23 @@ pub(super) fn resolve_max_tokens(
     Ok(max_tokens)
 }
 
-/// The batch tokenizer (pads to the longest, truncates at `max_tokens`) and
-/// the plain one (neither), both from `tokenizer.json`.
+/// The truncating tokenizer (cuts texts at `max_tokens`) and the plain
+/// one (does not), both from `tokenizer.json` and neither padding: the
+/// encoder packs a batch's texts end to end instead.
 pub(super) fn load_tokenizers(
     path: &Path,
     max_tokens: usize,
-    bert: &BertConfig,
 ) -> Result<(Tokenizer, Tokenizer), EmbeddingError> {
     let tokenizer_error = |source| EmbeddingError::Tokenizer {
         context: "loading tokenizer.json",
         source,
     };
     let mut plain = Tokenizer::from_file(path).map_err(tokenizer_error)?;
-    // Keep the pad token the file names, but not its fixed length.
-    let padding = plain
-        .get_padding()
-        .cloned()
-        .unwrap_or_else(|| PaddingParams {
-            pad_id: u32::try_from(bert.pad_token_id).unwrap_or_default(),
-            ..PaddingParams::default()
-        });
     plain.with_padding(None);
     plain.with_truncation(None).map_err(tokenizer_error)?;
 
-    let mut batch = plain.clone();
-    batch.with_padding(Some(PaddingParams {
-        strategy: PaddingStrategy::BatchLongest,
-        pad_to_multiple_of: None,
-        ..padding
-    }));
-    batch
+    let mut truncating = plain.clone();
+    truncating
         .with_truncation(Some(TruncationParams {
             direction: TruncationDirection::Right,
             max_length: max_tokens,
@@ -161,7 +145,7 @@ pub(super) fn load_tokenizers(
             stride: 0,
         }))
         .map_err(tokenizer_error)?;
-    Ok((batch, plain))
+    Ok((truncating, plain))
 }
 
 /// Loads the weights into a BERT model, accepting tensor names with or

@@ -40,8 +40,8 @@ pub struct EmbedderConfig {
 /// `Send + Sync`, so one instance can be shared.
 pub struct Embedder {
     model: bert::Bert,
-    /// Pads to the longest text of a batch and truncates at `max_tokens`.
-    batch_tokenizer: Tokenizer,
+    /// Truncates at `max_tokens`.
+    truncating_tokenizer: Tokenizer,
     /// Neither pads nor truncates: for counting and chunking.
     plain_tokenizer: Tokenizer,
     device: Device,
@@ -65,8 +65,8 @@ impl Embedder {
     /// Loads the model in directory `dir`.
     ///
     /// The tokenizer's own padding and truncation settings are replaced:
-    /// batches are padded to their longest text, and texts are cut at the
-    /// model's window (see [`EmbedderConfig::max_tokens`]).
+    /// nothing is padded (a batch's texts are packed end to end), and texts
+    /// are cut at the model's window (see [`EmbedderConfig::max_tokens`]).
     ///
     /// # Errors
     ///
@@ -90,8 +90,7 @@ impl Embedder {
 
         let bert_config = read_bert_config(&config_path)?;
         let max_tokens = resolve_max_tokens(dir, config, &bert_config)?;
-        let (batch_tokenizer, plain_tokenizer) =
-            load_tokenizers(&tokenizer_path, max_tokens, &bert_config)?;
+        let (truncating_tokenizer, plain_tokenizer) = load_tokenizers(&tokenizer_path, max_tokens)?;
         let special_tokens = plain_tokenizer
             .encode_fast("", true)
             .map_err(|source| EmbeddingError::Tokenizer {
@@ -104,7 +103,7 @@ impl Embedder {
 
         let embedder = Self {
             model,
-            batch_tokenizer,
+            truncating_tokenizer,
             plain_tokenizer,
             device,
             name: model_name(dir),
@@ -138,17 +137,21 @@ impl Embedder {
             return Ok(Vec::new());
         }
         let encodings = self
-            .batch_tokenizer
+            .truncating_tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|source| EmbeddingError::Tokenizer {
                 context: "encoding a batch",
                 source,
             })?;
-        let (input_ids, type_ids, mask) = self.batch_tensors(&encodings)?;
-        let hidden = self.model.forward(&input_ids, &type_ids, &mask)?;
-        let vectors = mean_pool_normalised(&hidden, &mask)?.to_vec2::<f32>()?;
-        tracing::debug!(texts = texts.len(), tokens = mask.dim(1)?, "embedded batch");
-        Ok(vectors)
+        let lengths: Vec<usize> = encodings.iter().map(Encoding::len).collect();
+        let (ids, type_ids, positions) = self.packed_tensors(&encodings)?;
+        let hidden = self
+            .model
+            .forward(&ids, &type_ids, &positions, &lengths)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        tracing::debug!(texts = texts.len(), tokens = ids.dim(0)?, "embedded batch");
+        Ok(mean_pool_normalised(&hidden, self.dimension, &lengths))
     }
 
     /// Embeds `texts` like [`Self::embed`], in the forward passes
@@ -242,35 +245,26 @@ impl Embedder {
             })
     }
 
-    /// Token ids, token type ids and attention mask of a padded batch, each
-    /// shaped `(texts, longest)`.
-    fn batch_tensors(
+    /// Token ids, token type ids and positions of a batch's texts packed
+    /// end to end, each shaped `(tokens of all texts,)`.
+    fn packed_tensors(
         &self,
         encodings: &[Encoding],
     ) -> Result<(Tensor, Tensor, Tensor), EmbeddingError> {
-        let rows = encodings.len();
-        let width = encodings.iter().map(Encoding::len).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(rows * width);
-        let mut type_ids = Vec::with_capacity(rows * width);
-        let mut mask = Vec::with_capacity(rows * width);
+        let total = encodings.iter().map(Encoding::len).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut type_ids = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
         for encoding in encodings {
-            if encoding.len() != width {
-                // Padding to the longest makes this impossible; refuse rather
-                // than build a ragged tensor.
-                return Err(EmbeddingError::Inference(candle_core::Error::Msg(format!(
-                    "batch not padded: a row has {} tokens, the longest {width}",
-                    encoding.len()
-                ))));
-            }
             ids.extend_from_slice(encoding.get_ids());
             type_ids.extend_from_slice(encoding.get_type_ids());
-            mask.extend_from_slice(encoding.get_attention_mask());
+            // Below max_tokens, itself capped at the position table's size.
+            positions.extend((0..encoding.len()).map(|p| u32::try_from(p).unwrap_or(u32::MAX)));
         }
-        let shape = (rows, width);
         Ok((
-            Tensor::from_vec(ids, shape, &self.device)?,
-            Tensor::from_vec(type_ids, shape, &self.device)?,
-            Tensor::from_vec(mask, shape, &self.device)?,
+            Tensor::from_vec(ids, total, &self.device)?,
+            Tensor::from_vec(type_ids, total, &self.device)?,
+            Tensor::from_vec(positions, total, &self.device)?,
         ))
     }
 }
@@ -281,15 +275,27 @@ impl TokenCounter for Embedder {
     }
 }
 
-/// Averages `hidden` `(rows, tokens, dim)` over the tokens where `mask`
-/// `(rows, tokens)` is 1, then scales each row to unit length.
-fn mean_pool_normalised(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-    let mask = mask.to_dtype(hidden.dtype())?.unsqueeze(2)?;
-    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-    let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-    let mean = summed.broadcast_div(&counts)?;
-    let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    mean.broadcast_div(&norms)
+/// Averages the token states of each text, `hidden` holding `lengths[i]`
+/// rows of `dim` values for text `i`, one text after the other, then
+/// scales each average to unit length.
+fn mean_pool_normalised(hidden: &[f32], dim: usize, lengths: &[usize]) -> Vec<Vec<f32>> {
+    let mut rows = hidden.chunks_exact(dim);
+    lengths
+        .iter()
+        .map(|&length| {
+            let mut mean = vec![0.0f32; dim];
+            for row in rows.by_ref().take(length) {
+                for (sum, value) in mean.iter_mut().zip(row) {
+                    *sum += value;
+                }
+            }
+            let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
+            // The 1/length of the mean cancels in the normalisation.
+            let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            mean.iter_mut().for_each(|x| *x *= scale);
+            mean
+        })
+        .collect()
 }
 
 /// The device the model runs on: the first CUDA GPU when the crate is built
@@ -329,19 +335,12 @@ mod tests {
     }
 
     #[test]
-    fn pooling_and_normalising() -> candle_core::Result<()> {
-        let device = Device::Cpu;
-        // Two rows of three tokens; the second row's last token is padding.
-        let hidden = Tensor::new(
-            &[
-                [[1f32, 0.], [3., 0.], [2., 0.]],
-                [[0., 1.], [0., 3.], [100., 100.]],
-            ],
-            &device,
-        )?;
-        let mask = Tensor::new(&[[1u32, 1, 1], [1, 1, 0]], &device)?;
-        let pooled = mean_pool_normalised(&hidden, &mask)?.to_vec2::<f32>()?;
+    fn pooling_and_normalising() {
+        // Two texts of three and two tokens, two values per token.
+        let hidden = [1.0, 0.0, 3.0, 0.0, 2.0, 0.0, 0.0, 1.0, 0.0, 3.0];
+        let pooled = mean_pool_normalised(&hidden, 2, &[3, 2]);
         assert_eq!(pooled, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
-        Ok(())
+        // A text without tokens pools to zeros rather than NaN.
+        assert_eq!(mean_pool_normalised(&[], 2, &[0]), vec![vec![0.0, 0.0]]);
     }
 }

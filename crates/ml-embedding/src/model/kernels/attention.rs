@@ -1,16 +1,15 @@
-//! Multi-head self-attention on the CPU, read straight out of the fused
-//! query/key/value projection: no per-head copies of the whole batch, no
-//! `batch × heads × tokens²` score tensor, one task per (text, head) pair.
+//! Multi-head self-attention on the CPU over texts packed end to end, read
+//! straight out of the fused query/key/value projection: no padding, no
+//! mask, no per-head copies of the whole batch, no score tensor; one task
+//! per (text, head) pair.
 
 use rayon::prelude::*;
 
-use super::math::softmax_with_bias;
+use super::math::softmax;
 
-/// The sizes of one attention call.
+/// The head layout of one attention call.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Heads {
-    pub(super) batch: usize,
-    pub(super) tokens: usize,
     pub(super) heads: usize,
     pub(super) head_size: usize,
 }
@@ -21,36 +20,40 @@ impl Heads {
     }
 }
 
-/// `softmax(q·kᵀ + mask)·v` for every text and head.
+/// `softmax(q·kᵀ)·v` for every text and head, each text attending only to
+/// its own tokens.
 ///
-/// `qkv` is `(batch × tokens, 3 × hidden)`: each row holds the token's
+/// `qkv` is `(tokens, 3 × hidden)`, the texts' tokens one text after the
+/// other, text `i` having `lengths[i]` of them: each row holds the token's
 /// query, key and value, each split into `heads` runs of `head_size`
-/// (queries already scaled by `1/√head_size`). `mask` is `(batch, tokens)`,
-/// added to every score row of its text (0 for real tokens, a large
-/// negative number for padding). Returns the context, `(batch × tokens,
-/// hidden)`, heads side by side as the output projection expects them.
-pub(super) fn attend(qkv: &[f32], mask: &[f32], sizes: Heads) -> Vec<f32> {
-    let Heads {
-        batch,
-        tokens,
-        heads,
-        head_size,
-    } = sizes;
+/// (queries already scaled by `1/√head_size`). Returns the context,
+/// `(tokens, hidden)`, heads side by side as the output projection expects
+/// them.
+pub(super) fn attend(qkv: &[f32], lengths: &[usize], sizes: Heads) -> Vec<f32> {
+    let Heads { heads, head_size } = sizes;
     let hidden = sizes.hidden();
-    let blocks: Vec<Vec<f32>> = (0..batch * heads)
+    let starts: Vec<usize> = lengths
+        .iter()
+        .scan(0, |start, &length| {
+            let this = *start;
+            *start += length;
+            Some(this)
+        })
+        .collect();
+    let blocks: Vec<Vec<f32>> = (0..lengths.len() * heads)
         .into_par_iter()
         .map(|task| {
             let (text, head) = (task / heads, task % heads);
-            let rows = &qkv[text * tokens * 3 * hidden..(text + 1) * tokens * 3 * hidden];
-            let bias = &mask[text * tokens..(text + 1) * tokens];
-            attend_one_head(rows, bias, head * head_size, sizes)
+            let (start, length) = (starts[text], lengths[text]);
+            let rows = &qkv[start * 3 * hidden..(start + length) * 3 * hidden];
+            attend_one_head(rows, length, head * head_size, sizes)
         })
         .collect();
-    let mut context = vec![0.0; batch * tokens * hidden];
+    let mut context = vec![0.0; lengths.iter().sum::<usize>() * hidden];
     for (task, block) in blocks.iter().enumerate() {
         let (text, head) = (task / heads, task % heads);
         for (token, values) in block.chunks_exact(head_size).enumerate() {
-            let start = (text * tokens + token) * hidden + head * head_size;
+            let start = (starts[text] + token) * hidden + head * head_size;
             context[start..start + head_size].copy_from_slice(values);
         }
     }
@@ -60,10 +63,8 @@ pub(super) fn attend(qkv: &[f32], mask: &[f32], sizes: Heads) -> Vec<f32> {
 /// One head of one text: `rows` are the text's `tokens` rows of the fused
 /// projection, `offset` where the head's columns start within each third.
 /// Returns `(tokens, head_size)`.
-fn attend_one_head(rows: &[f32], bias: &[f32], offset: usize, sizes: Heads) -> Vec<f32> {
-    let Heads {
-        tokens, head_size, ..
-    } = sizes;
+fn attend_one_head(rows: &[f32], tokens: usize, offset: usize, sizes: Heads) -> Vec<f32> {
+    let head_size = sizes.head_size;
     let hidden = sizes.hidden();
     let row = |token: usize, third: usize| {
         let start = token * 3 * hidden + third * hidden + offset;
@@ -84,7 +85,7 @@ fn attend_one_head(rows: &[f32], bias: &[f32], offset: usize, sizes: Heads) -> V
     let mut scores = vec![0.0; tokens];
     for (query, out) in context.chunks_exact_mut(head_size).enumerate() {
         weighted_sum_of_rows(row(query, 0), &keys, &mut scores);
-        softmax_with_bias(&mut scores, bias);
+        softmax(&mut scores);
         weighted_sum_of_rows(&scores, &values, out);
     }
     context

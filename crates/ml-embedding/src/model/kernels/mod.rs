@@ -18,7 +18,7 @@ mod math;
 pub(super) use epilogue::Activation;
 
 use candle_core::{
-    CpuStorage, CustomOp2, InplaceOp2, InplaceOp3, Layout, Result, Shape, Tensor, bail,
+    CpuStorage, CustomOp1, InplaceOp2, InplaceOp3, Layout, Result, Shape, Tensor, bail,
 };
 
 use attention::Heads;
@@ -57,22 +57,19 @@ pub(super) fn layer_norm(xs: Tensor, weight: &Tensor, shift: &Tensor, eps: f32) 
     Ok(xs)
 }
 
-/// Multi-head self-attention: `qkv` is the fused projection `(batch ×
-/// tokens, 3 × hidden)` with the queries pre-scaled, `mask` the additive
-/// `(batch, tokens)` mask; returns the context `(batch × tokens, hidden)`.
-pub(super) fn attention(qkv: &Tensor, mask: &Tensor, heads: usize) -> Result<Tensor> {
-    let (batch, tokens) = mask.dims2()?;
-    let head_size = qkv.dim(1)? / 3 / heads;
+/// Multi-head self-attention over texts packed end to end: `qkv` is the
+/// fused projection `(tokens, 3 × hidden)` with the queries pre-scaled,
+/// text `i` owning the next `lengths[i]` rows; returns the context
+/// `(tokens, hidden)`.
+pub(super) fn attention(qkv: &Tensor, lengths: &[usize], heads: usize) -> Result<Tensor> {
     let sizes = Heads {
-        batch,
-        tokens,
         heads,
-        head_size,
+        head_size: qkv.dim(1)? / 3 / heads,
     };
     if !qkv.device().is_cpu() {
-        return composed::attention(qkv, mask, sizes);
+        return composed::attention(qkv, lengths, sizes);
     }
-    qkv.apply_op2_no_bwd(mask, &Attention(sizes))
+    qkv.apply_op1_no_bwd(&Attention { sizes, lengths })
 }
 
 struct AddBias(Activation);
@@ -153,35 +150,28 @@ impl InplaceOp3 for LayerNorm {
     }
 }
 
-struct Attention(Heads);
+struct Attention<'a> {
+    sizes: Heads,
+    lengths: &'a [usize],
+}
 
-impl CustomOp2 for Attention {
+impl CustomOp1 for Attention<'_> {
     fn name(&self) -> &'static str {
         "attention"
     }
 
-    fn cpu_fwd(
-        &self,
-        qkv: &CpuStorage,
-        qkv_l: &Layout,
-        mask: &CpuStorage,
-        mask_l: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let sizes = self.0;
-        let rows = sizes.batch * sizes.tokens;
+    fn cpu_fwd(&self, qkv: &CpuStorage, qkv_l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let hidden = self.sizes.hidden();
+        let rows: usize = self.lengths.iter().sum();
         let qkv = values(qkv, qkv_l)?;
-        if qkv.len() != rows * 3 * sizes.hidden() {
+        if qkv.len() != rows * 3 * hidden {
             bail!(
-                "attention: q/k/v has {} values, expected {rows} rows of 3 × {}",
-                qkv.len(),
-                sizes.hidden()
+                "attention: q/k/v has {} values, expected {rows} rows of 3 × {hidden}",
+                qkv.len()
             );
         }
-        let context = attention::attend(qkv, values(mask, mask_l)?, sizes);
-        Ok((
-            CpuStorage::F32(context),
-            Shape::from((rows, sizes.hidden())),
-        ))
+        let context = attention::attend(qkv, self.lengths, self.sizes);
+        Ok((CpuStorage::F32(context), Shape::from((rows, hidden))))
     }
 }
 
@@ -228,26 +218,30 @@ mod composed {
         xs.broadcast_add(bias)? + residual
     }
 
-    pub(super) fn attention(qkv: &Tensor, mask: &Tensor, sizes: Heads) -> Result<Tensor> {
-        let Heads {
-            batch,
-            tokens,
-            heads,
-            head_size,
-        } = sizes;
-        let qkv = qkv
-            .reshape((batch, tokens, 3, heads, head_size))?
-            .permute((2, 0, 3, 1, 4))?;
-        let query = qkv.get(0)?.contiguous()?;
-        let key = qkv.get(1)?.contiguous()?;
-        let value = qkv.get(2)?.contiguous()?;
-        let scores = query
-            .matmul(&key.t()?)?
-            .broadcast_add(&mask.reshape((batch, 1, 1, tokens))?)?;
-        candle_nn::ops::softmax_last_dim(&scores)?
-            .matmul(&value)?
-            .transpose(1, 2)?
-            .reshape((batch * tokens, sizes.hidden()))
+    /// One text at a time: `(length, 3, heads, head_size)` rows to
+    /// `(heads, length, head_size)` queries, keys and values.
+    pub(super) fn attention(qkv: &Tensor, lengths: &[usize], sizes: Heads) -> Result<Tensor> {
+        let Heads { heads, head_size } = sizes;
+        let mut contexts = Vec::with_capacity(lengths.len());
+        let mut start = 0;
+        for &length in lengths {
+            let qkv = qkv
+                .narrow(0, start, length)?
+                .reshape((length, 3, heads, head_size))?
+                .permute((1, 2, 0, 3))?;
+            start += length;
+            let query = qkv.get(0)?.contiguous()?;
+            let key = qkv.get(1)?.contiguous()?;
+            let value = qkv.get(2)?.contiguous()?;
+            let scores = query.matmul(&key.t()?)?;
+            contexts.push(
+                candle_nn::ops::softmax_last_dim(&scores)?
+                    .matmul(&value)?
+                    .transpose(0, 1)?
+                    .reshape((length, sizes.hidden()))?,
+            );
+        }
+        Tensor::cat(&contexts, 0)
     }
 }
 
@@ -302,25 +296,13 @@ mod tests {
 
     #[test]
     fn attention_matches_the_composed_operations() -> Result<()> {
-        let (batch, tokens, heads, head_size) = (3, 19, 4, 8);
-        let qkv = tensor((batch * tokens, 3 * heads * head_size), 4, 1.5)?;
-        // Text 0 is whole, text 1 has 5 padding tokens, text 2 has 18.
-        let mask: Vec<f32> = (0..batch * tokens)
-            .map(|i| {
-                let (text, token) = (i / tokens, i % tokens);
-                let real = [tokens, tokens - 5, 1][text];
-                if token < real { 0.0 } else { -1e9 }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (batch, tokens), &Device::Cpu)?;
-        let fused = attention(&qkv, &mask, heads)?;
-        let sizes = Heads {
-            batch,
-            tokens,
-            heads,
-            head_size,
-        };
-        let reference = composed::attention(&qkv, &mask, sizes)?;
+        let (heads, head_size) = (4, 8);
+        // Texts of 19, 14 and 1 tokens: blocks of 16 columns, a tail, and
+        // a text that can only attend to itself.
+        let lengths = [19, 14, 1];
+        let qkv = tensor((34, 3 * heads * head_size), 4, 1.5)?;
+        let fused = attention(&qkv, &lengths, heads)?;
+        let reference = composed::attention(&qkv, &lengths, Heads { heads, head_size })?;
         assert_eq!(fused.dims(), reference.dims());
         let difference = max_difference(&fused, &reference)?;
         assert!(difference < 1e-5, "{difference}");
