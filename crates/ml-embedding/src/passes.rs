@@ -1,22 +1,25 @@
-//! Planning forward passes: texts grouped by length so each pass wastes
-//! little on padding, within a padded-token budget.
+//! Planning forward passes: texts grouped by length, within a token
+//! budget.
 //!
-//! A pass's cost grows faster than its padded tokens once its activations
-//! outgrow the caches (and, past tens of megabytes, every buffer is fresh
-//! memory from the kernel), so many long texts run faster as several
-//! passes than as one.
+//! The encoder packs a pass's texts end to end, so a pass costs its
+//! texts' tokens, not texts × longest. Its cost grows faster than its
+//! tokens once its activations outgrow the caches (and, past tens of
+//! megabytes, every buffer is fresh memory from the kernel), so many long
+//! texts run faster as several passes than as one. Texts of similar
+//! length share a pass, so its per-(text, head) attention tasks are of
+//! similar size and spread evenly over the threads.
 
 /// Limits of one forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PassLimits {
-    /// Padded tokens in one forward pass (texts × longest text).
+    /// Tokens in one forward pass.
     pub max_tokens: usize,
     /// Texts in one forward pass.
     pub max_texts: usize,
 }
 
 impl Default for PassLimits {
-    /// 2048 padded tokens and 64 texts: the fastest sizes for
+    /// 2048 tokens and 64 texts: the fastest sizes for
     /// all-MiniLM-L6-v2 on a 2-core CPU.
     fn default() -> Self {
         Self {
@@ -27,23 +30,25 @@ impl Default for PassLimits {
 }
 
 /// Groups texts, given their token counts, into forward passes: shortest
-/// first, each pass at most `max_texts` texts and `max_tokens` padded
-/// tokens (a single text over the budget gets a pass of its own). Returns
+/// first, each pass at most `max_texts` texts and `max_tokens` tokens (a
+/// single text over the budget gets a pass of its own). Returns
 /// the text indices of each pass; every index appears exactly once.
 pub fn plan_passes(token_counts: &[usize], limits: &PassLimits) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..token_counts.len()).collect();
     order.sort_by_key(|&i| token_counts[i]);
     let mut passes: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
+    let mut tokens = 0;
     for index in order {
-        // Sorted ascending: this text is the longest of the pass so far.
-        let padded = (current.len() + 1) * token_counts[index].max(1);
+        let count = token_counts[index].max(1);
         if !current.is_empty()
-            && (current.len() >= limits.max_texts.max(1) || padded > limits.max_tokens)
+            && (current.len() >= limits.max_texts.max(1) || tokens + count > limits.max_tokens)
         {
             passes.push(std::mem::take(&mut current));
+            tokens = 0;
         }
         current.push(index);
+        tokens += count;
     }
     if !current.is_empty() {
         passes.push(current);
@@ -68,12 +73,9 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (0..counts.len()).collect::<Vec<_>>());
         for pass in &passes {
-            let longest = pass.iter().map(|&i| counts[i]).max().unwrap_or(0);
+            let tokens: usize = pass.iter().map(|&i| counts[i]).sum();
             assert!(pass.len() <= LIMITS.max_texts);
-            assert!(
-                pass.len() == 1 || pass.len() * longest <= LIMITS.max_tokens,
-                "{pass:?}"
-            );
+            assert!(pass.len() == 1 || tokens <= LIMITS.max_tokens, "{pass:?}");
             assert!(pass.windows(2).all(|w| counts[w[0]] <= counts[w[1]]));
         }
         assert_eq!(
@@ -81,6 +83,13 @@ mod tests {
             Some(&vec![7]),
             "an over-budget text runs alone"
         );
+    }
+
+    #[test]
+    fn the_budget_counts_tokens_not_padding() {
+        // 1 + 1 + 1 + 90 fits 100 tokens; padded to the longest it would not.
+        let passes = plan_passes(&[1, 90, 1, 1], &LIMITS);
+        assert_eq!(passes, vec![vec![0, 2, 3, 1]]);
     }
 
     #[test]

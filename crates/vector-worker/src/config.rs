@@ -58,10 +58,10 @@ pub struct Config {
     #[arg(long, env = "EMBED_CHUNK_OVERLAP", default_value_t = 40)]
     pub chunk_overlap: usize,
 
-    /// Padded tokens (texts × longest) in one forward pass. Larger passes of
-    /// long texts get slower per text on CPU (the attention scores outgrow
-    /// the caches; see benches/embedding_throughput.rs): 2048 gives 128
-    /// captions or 8 full-length chunks per pass.
+    /// Tokens in one forward pass (texts are packed, not padded). Larger
+    /// passes get slower per text on CPU once their activations outgrow the
+    /// caches (see benches/embedding_throughput.rs): 2048 gives 8
+    /// full-length chunks per pass.
     #[arg(long, env = "EMBED_BATCH_MAX_TOKENS", default_value_t = PassLimits::default().max_tokens)]
     pub batch_max_tokens: usize,
 
