@@ -10,8 +10,10 @@
 //! then embeds exactly the same texts, batch by batch, after the same warm-up,
 //! each batch in the length-sorted passes the vector-worker runs.
 //! Tokens are word pieces without special tokens, capped at the model window.
-//! Then both processes' peak RSS, and, when the release vector-worker is
-//! built, end-to-end tasks/s through RabbitMQ into pgvector.
+//! Both sides' arithmetic rate (GFLOP/s) is the model's useful arithmetic
+//! for those texts (no padding) over each side's time: how close each runs
+//! to the CPU's peak. Then both processes' peak RSS, and, when the release
+//! vector-worker is built, end-to-end tasks/s through RabbitMQ into pgvector.
 //!
 //! Run: `scripts/bench embedding_throughput` (creates the peer's venv
 //! `~/.cache/ml-workers/venv-bench`, builds the release binaries, then
@@ -203,6 +205,44 @@ fn bench_ours(
     })
 }
 
+/// The sizes that set a BERT encoder's arithmetic, from its `config.json`.
+struct Arithmetic {
+    hidden: f64,
+    intermediate: f64,
+    layers: f64,
+}
+
+impl Arithmetic {
+    fn read(model_dir: &std::path::Path) -> Result<Self> {
+        let path = model_dir.join("config.json");
+        let config: Value = serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )?;
+        let size = |key: &str| {
+            config[key]
+                .as_u64()
+                .map(|v| v as f64)
+                .with_context(|| format!("{key} in {}", path.display()))
+        };
+        Ok(Self {
+            hidden: size("hidden_size")?,
+            intermediate: size("intermediate_size")?,
+            layers: size("num_hidden_layers")?,
+        })
+    }
+
+    /// Floating-point operations to encode one text of `tokens` tokens:
+    /// per layer the four projections, `2·L·(4h² + 2h·i)`, and attention's
+    /// two products, `4·L²·h` (the embeddings, norms and activations are
+    /// a rounding error next to them).
+    #[allow(clippy::cast_precision_loss)]
+    fn flops(&self, tokens: usize) -> f64 {
+        let (l, h, i) = (tokens as f64, self.hidden, self.intermediate);
+        self.layers * (2.0 * l * (4.0 * h * h + 2.0 * h * i) + 4.0 * l * l * h)
+    }
+}
+
 /// The peer's Python: `BENCH_PYTHON`, else the bench venv scripts/bench creates.
 fn peer_python() -> PathBuf {
     std::env::var_os("BENCH_PYTHON").map_or_else(
@@ -348,11 +388,22 @@ fn main() -> Result<()> {
 
     let embedder = Embedder::load(&model_dir, EmbedderConfig::default())
         .with_context(|| format!("loading {} (run scripts/setup)", model_dir.display()))?;
+    let arithmetic = Arithmetic::read(&model_dir)?;
+    let special_tokens = embedder.max_tokens() - embedder.max_content_tokens();
     println!(
-        "\n{:<6} {:>5} {:>6} | {:>12} {:>12} {:>7} | {:>12} {:>12}",
-        "set", "batch", "n", "ours sent/s", "peer sent/s", "ratio", "ours tok/s", "peer tok/s"
+        "\n{:<6} {:>5} {:>6} | {:>12} {:>12} {:>7} | {:>12} {:>12} | {:>7} {:>7}",
+        "set",
+        "batch",
+        "n",
+        "ours sent/s",
+        "peer sent/s",
+        "ratio",
+        "ours tok/s",
+        "peer tok/s",
+        "ours GF",
+        "peer GF"
     );
-    println!("{}", "-".repeat(86));
+    println!("{}", "-".repeat(104));
     let mut worst = f64::INFINITY;
     for (name, texts) in &sets {
         let counts = token_counts(&embedder, texts)?;
@@ -360,18 +411,27 @@ fn main() -> Result<()> {
             let ours = bench_ours(&embedder, texts, &counts, *batch, theirs.n)?;
             let ratio = ours.sentences_per_s() / theirs.sentences_per_s();
             worst = worst.min(ratio);
+            let gigaflops: f64 = (0..theirs.n)
+                .map(|i| arithmetic.flops(counts[i % texts.len()] + special_tokens))
+                .sum::<f64>()
+                / 1e9;
             println!(
-                "{set:<6} {batch:>5} {:>6} | {:>12.1} {:>12.1} {:>6.2}x | {:>12.0} {:>12.0}",
+                "{set:<6} {batch:>5} {:>6} | {:>12.1} {:>12.1} {:>6.2}x | {:>12.0} {:>12.0} | {:>7.1} {:>7.1}",
                 theirs.n,
                 ours.sentences_per_s(),
                 theirs.sentences_per_s(),
                 ratio,
                 ours.tokens_per_s(),
                 theirs.tokens_per_s(),
+                gigaflops / ours.seconds,
+                gigaflops / theirs.seconds,
             );
         }
     }
-    println!("{}", "-".repeat(86));
+    println!("{}", "-".repeat(104));
+    println!(
+        "GF: GFLOP/s of the model's arithmetic for these texts, unpadded (both sides the same count)"
+    );
     println!("lowest ratio {worst:.2}x (goal >= 1.5x at every batch size)");
     let ours_rss = ml_testkit::process::peak_rss(None)?;
     println!(
