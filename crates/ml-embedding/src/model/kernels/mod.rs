@@ -86,7 +86,9 @@ impl InplaceOp2 for AddBias {
         bias: &CpuStorage,
         bias_l: &Layout,
     ) -> Result<()> {
-        epilogue::add_bias(values_mut(out, out_l)?, values(bias, bias_l)?, self.0);
+        let bias = values(bias, bias_l)?;
+        let out = rows_of(out, out_l, bias.len(), self.name())?;
+        epilogue::add_bias(out, bias, self.0);
         Ok(())
     }
 }
@@ -107,7 +109,8 @@ impl InplaceOp3 for AddBiasAndResidual {
         residual: &CpuStorage,
         residual_l: &Layout,
     ) -> Result<()> {
-        let out = values_mut(out, out_l)?;
+        let bias = values(bias, bias_l)?;
+        let out = rows_of(out, out_l, bias.len(), self.name())?;
         let residual = values(residual, residual_l)?;
         if residual.len() != out.len() {
             bail!(
@@ -116,7 +119,7 @@ impl InplaceOp3 for AddBiasAndResidual {
                 out.len()
             );
         }
-        epilogue::add_bias_and_residual(out, values(bias, bias_l)?, residual);
+        epilogue::add_bias_and_residual(out, bias, residual);
         Ok(())
     }
 }
@@ -145,7 +148,8 @@ impl InplaceOp3 for LayerNorm {
                 shift.len()
             );
         }
-        epilogue::layer_norm(values_mut(out, out_l)?, weight, shift, self.0);
+        let out = rows_of(out, out_l, weight.len(), self.name())?;
+        epilogue::layer_norm(out, weight, shift, self.0);
         Ok(())
     }
 }
@@ -181,6 +185,24 @@ fn values<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
         bail!("fused kernels need contiguous tensors")
     };
     Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// [`values_mut`], checked to be whole rows of `width` values (the length
+/// of the bias or norm weight the operation applies to every row).
+fn rows_of<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+    width: usize,
+    operation: &str,
+) -> Result<&'a mut [f32]> {
+    let out = values_mut(storage, layout)?;
+    if width == 0 || !out.len().is_multiple_of(width) {
+        bail!(
+            "{operation}: {} values are not whole rows of {width}",
+            out.len()
+        );
+    }
+    Ok(out)
 }
 
 /// [`values`], writable.
@@ -291,6 +313,23 @@ mod tests {
         let fused = layer_norm(xs.copy()?, &bias, &shift, 1e-12)?;
         let reference = candle_nn::ops::layer_norm(&xs, &bias, &shift, 1e-12)?;
         assert!(max_difference(&fused, &reference)? < 1e-5);
+        Ok(())
+    }
+
+    #[test]
+    fn parameters_of_the_wrong_width_are_refused() -> Result<()> {
+        let xs = tensor((4, 10), 1, 1.0)?;
+        let bias = tensor((1, 3), 2, 1.0)?.squeeze(0)?;
+        let err = add_bias(xs.copy()?, &bias, Activation::Identity)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("not whole rows of 3"), "{err}");
+        let err = layer_norm(xs.copy()?, &bias, &bias, 1e-12)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("not whole rows of 3"), "{err}");
         Ok(())
     }
 
