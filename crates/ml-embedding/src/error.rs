@@ -57,6 +57,10 @@ pub enum EmbeddingError {
         source: candle_core::Error,
     },
 
+    /// The threads that run forward passes side by side could not start.
+    #[error("cannot start the embedding threads: {0}")]
+    Threads(#[source] rayon::ThreadPoolBuildError),
+
     /// The forward pass or pooling failed.
     #[error("model inference failed: {0}")]
     Inference(#[from] candle_core::Error),
@@ -92,6 +96,7 @@ impl EmbeddingError {
             | Self::BadConfig { .. }
             | Self::Tokenizer { .. }
             | Self::Weights { .. }
+            | Self::Threads(_)
             | Self::Inference(_)
             | Self::UnknownChunkStrategy(_)
             | Self::UnknownContentType(_)

@@ -8,7 +8,7 @@
 //! `MODELS.md`; speed is printed (`--nocapture`), never asserted.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use ml_embedding::{
@@ -143,20 +143,54 @@ fn passes_keep_the_order_and_the_vectors() {
         long.as_str(),
         "Rust",
     ];
-    // Two texts per pass at most: three passes, shortest first.
+    // Two texts per pass at most: three passes.
     let limits = PassLimits {
         max_tokens: 2048,
         max_texts: 2,
     };
-    let mut passes = Vec::new();
+    let passes = Mutex::new(Vec::new());
     let vectors = embedder()
-        .embed_in_passes(&texts, &limits, |count, _| passes.push(count))
+        .embed_in_passes(&texts, &limits, |count, _| {
+            passes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(count);
+        })
         .unwrap_or_else(|err| panic!("embedding failed: {err}"));
-    assert_eq!(passes, [2, 2, 1]);
+    // Passes may run side by side and finish in any order.
+    let mut passes = passes.into_inner().unwrap_or_else(PoisonError::into_inner);
+    passes.sort_unstable();
+    assert_eq!(passes, [1, 2, 2]);
     assert_eq!(vectors.len(), texts.len());
     for (text, vector) in texts.iter().zip(&vectors) {
         let similarity = cosine(&embed_one(text), vector);
         assert!(similarity > 0.9999, "{text:.20}: cosine {similarity}");
+    }
+}
+
+#[test]
+fn a_batch_that_fits_one_pass_is_shared_by_the_threads() {
+    let texts: Vec<String> = (0..8)
+        .map(|i| format!("Caption number {i} about a harbour at dawn."))
+        .collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let passes = Mutex::new(Vec::new());
+    let vectors = embedder()
+        .embed_in_passes(&texts, &PassLimits::default(), |count, _| {
+            passes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(count);
+        })
+        .unwrap_or_else(|err| panic!("embedding failed: {err}"));
+    let passes = passes.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // As many passes as threads (at most one per text), as even as can be.
+    let per_pass = texts.len().div_ceil(rayon::current_num_threads());
+    assert_eq!(passes.len(), texts.len().div_ceil(per_pass), "{passes:?}");
+    assert_eq!(passes.iter().sum::<usize>(), texts.len());
+    for (text, vector) in texts.iter().zip(&vectors) {
+        let similarity = cosine(&embed_one(text), vector);
+        assert!(similarity > 0.9999, "{text}: cosine {similarity}");
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod bert;
 mod kernels;
+mod lanes;
 mod load;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use candle_core::{Device, Tensor};
 use tokenizers::{Encoding, Tokenizer};
 
 use crate::{EmbeddingError, PassLimits, TokenCounter, plan_passes};
+use lanes::Lanes;
 use load::{
     check_pooling, load_tokenizers, load_weights, model_name, read_bert_config, required_file,
     resolve_max_tokens,
@@ -45,6 +47,8 @@ pub struct Embedder {
     /// Neither pads nor truncates: for counting and chunking.
     plain_tokenizer: Tokenizer,
     device: Device,
+    /// Where [`Self::embed_in_passes`] runs passes side by side.
+    lanes: Lanes,
     name: String,
     dimension: usize,
     max_tokens: usize,
@@ -106,6 +110,7 @@ impl Embedder {
             truncating_tokenizer,
             plain_tokenizer,
             device,
+            lanes: Lanes::new()?,
             name: model_name(dir),
             dimension: bert_config.hidden_size,
             max_tokens,
@@ -155,9 +160,13 @@ impl Embedder {
     }
 
     /// Embeds `texts` like [`Self::embed`], in the forward passes
-    /// [`plan_passes`] picks under `limits` (length-sorted, so little is
-    /// spent on padding), and returns the vectors in input order. After
-    /// each pass `on_pass` gets its number of texts and its duration.
+    /// [`plan_passes`] picks under `limits` (length-sorted, so texts of
+    /// similar length share a pass), and returns the vectors in input
+    /// order. On a CPU with several threads, a batch that makes several
+    /// passes runs them side by side, one per thread (and is split into at
+    /// least one pass per thread when it has enough texts); a single pass
+    /// uses every thread. After each pass, `on_pass` gets its number of
+    /// texts and its duration, from the thread that ran it.
     ///
     /// # Errors
     ///
@@ -166,19 +175,30 @@ impl Embedder {
         &self,
         texts: &[&str],
         limits: &PassLimits,
-        mut on_pass: impl FnMut(usize, Duration),
+        on_pass: impl Fn(usize, Duration) + Sync,
     ) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         let counts = texts
             .iter()
             .map(|text| Ok(self.count_tokens(text)?.min(self.max_tokens)))
             .collect::<Result<Vec<usize>, EmbeddingError>>()?;
-        let mut vectors = vec![Vec::new(); texts.len()];
-        for pass in plan_passes(&counts, limits) {
-            let batch: Vec<&str> = pass.iter().map(|&i| texts[i]).collect();
+        let limits = PassLimits {
+            max_texts: limits
+                .max_texts
+                .min(texts.len().div_ceil(self.lanes.count()))
+                .max(1),
+            ..*limits
+        };
+        let passes = plan_passes(&counts, &limits);
+        let embedded = self.lanes.run(passes.len(), |pass| {
+            let batch: Vec<&str> = passes[pass].iter().map(|&i| texts[i]).collect();
             let started = Instant::now();
-            let embedded = self.embed(&batch)?;
+            let vectors = self.embed(&batch)?;
             on_pass(batch.len(), started.elapsed());
-            for (&index, vector) in pass.iter().zip(embedded) {
+            Ok(vectors)
+        })?;
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for (pass, pass_vectors) in passes.iter().zip(embedded) {
+            for (&index, vector) in pass.iter().zip(pass_vectors) {
                 vectors[index] = vector;
             }
         }
