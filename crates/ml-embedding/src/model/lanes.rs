@@ -45,16 +45,21 @@ impl Lanes {
 
     /// Runs `job(0)` … `job(jobs - 1)` and returns their results in that
     /// order. With several jobs and lanes, each lane takes the next job
-    /// until none is left; otherwise they run one after the other on the
-    /// calling thread. After a failure no new job starts, and the first
-    /// error is returned.
+    /// until none is left; otherwise they run one after the other on a
+    /// thread of rayon's global pool, every thread helping with each
+    /// operation. After a failure no new job starts, and the first error
+    /// is returned.
     pub(super) fn run<T: Send>(
         &self,
         jobs: usize,
         job: impl Fn(usize) -> Result<T, EmbeddingError> + Sync,
     ) -> Result<Vec<T>, EmbeddingError> {
         if jobs < 2 || self.pools.len() < 2 {
-            return (0..jobs).map(job).collect();
+            // On a worker of the global pool, so that the operations'
+            // parallel parts start from inside it: the calling thread would
+            // otherwise sleep and be woken once per operation.
+            let job = &job;
+            return rayon::scope(|_| (0..jobs).map(job).collect());
         }
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
