@@ -54,6 +54,23 @@ fn embed_one(text: &str) -> Vec<f32> {
     embed(&[text]).into_iter().next().unwrap_or_default()
 }
 
+/// [`Embedder::embed_in_passes`], with the number of texts of each pass,
+/// smallest first (passes may run side by side and finish in any order).
+fn embed_in_passes(texts: &[&str], limits: &PassLimits) -> (Vec<Vec<f32>>, Vec<usize>) {
+    let passes = Mutex::new(Vec::new());
+    let vectors = embedder()
+        .embed_in_passes(texts, limits, |count, _| {
+            passes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(count);
+        })
+        .unwrap_or_else(|err| panic!("embedding failed: {err}"));
+    let mut passes = passes.into_inner().unwrap_or_else(PoisonError::into_inner);
+    passes.sort_unstable();
+    (vectors, passes)
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     dot / (norm(a) * norm(b))
@@ -148,18 +165,7 @@ fn passes_keep_the_order_and_the_vectors() {
         max_tokens: 2048,
         max_texts: 2,
     };
-    let passes = Mutex::new(Vec::new());
-    let vectors = embedder()
-        .embed_in_passes(&texts, &limits, |count, _| {
-            passes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(count);
-        })
-        .unwrap_or_else(|err| panic!("embedding failed: {err}"));
-    // Passes may run side by side and finish in any order.
-    let mut passes = passes.into_inner().unwrap_or_else(PoisonError::into_inner);
-    passes.sort_unstable();
+    let (vectors, passes) = embed_in_passes(&texts, &limits);
     assert_eq!(passes, [1, 2, 2]);
     assert_eq!(vectors.len(), texts.len());
     for (text, vector) in texts.iter().zip(&vectors) {
@@ -174,16 +180,7 @@ fn a_batch_that_fits_one_pass_is_shared_by_the_threads() {
         .map(|i| format!("Caption number {i} about a harbour at dawn."))
         .collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let passes = Mutex::new(Vec::new());
-    let vectors = embedder()
-        .embed_in_passes(&texts, &PassLimits::default(), |count, _| {
-            passes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(count);
-        })
-        .unwrap_or_else(|err| panic!("embedding failed: {err}"));
-    let passes = passes.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let (vectors, passes) = embed_in_passes(&texts, &PassLimits::default());
     // As many passes as threads (at most one per text), as even as can be.
     let per_pass = texts.len().div_ceil(rayon::current_num_threads());
     assert_eq!(passes.len(), texts.len().div_ceil(per_pass), "{passes:?}");
