@@ -11,10 +11,21 @@ use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 
 use crate::error::{LlmError, Result};
+use crate::matmul::TiledMatMul;
 
 /// Tensor types candle 0.11 runs with scalar code on x86: re-quantised to
-/// Q8_0 (which has AVX2 dot products) when the model runs on the CPU.
+/// Q8_0 (which has AVX2 dot products) when the model runs on the CPU,
+/// except Q4_1 where [`crate::matmul`]'s kernels run it as it is.
 pub const SCALAR_ONLY_TYPES: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
+
+/// The types re-quantised to Q8_0 on this CPU (see [`SCALAR_ONLY_TYPES`]).
+fn requantized_types() -> &'static [GgmlDType] {
+    if TiledMatMul::available() {
+        &SCALAR_ONLY_TYPES[1..]
+    } else {
+        &SCALAR_ONLY_TYPES
+    }
+}
 
 /// The model families this crate runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,17 +155,19 @@ impl GgufFile {
         counts
     }
 
-    /// Whether any tensor is of a type in [`SCALAR_ONLY_TYPES`].
-    pub fn has_scalar_only_tensors(&self) -> bool {
+    /// Whether any tensor is of a type re-quantised on this CPU (see
+    /// [`SCALAR_ONLY_TYPES`]).
+    pub fn has_requantized_tensors(&self) -> bool {
         self.content
             .tensor_infos
             .values()
-            .any(|info| SCALAR_ONLY_TYPES.contains(&info.ggml_dtype))
+            .any(|info| requantized_types().contains(&info.ggml_dtype))
     }
 
     /// Builds the model weights with `build`, which gets the header and a
     /// reader over the tensor data. With `requantize`, tensors of the
-    /// [`SCALAR_ONLY_TYPES`] are first converted to Q8_0 in memory, so
+    /// types re-quantised on this CPU (see [`SCALAR_ONLY_TYPES`]) are first
+    /// converted to Q8_0 in memory, so
     /// `build` reads the converted file.
     ///
     /// # Errors
@@ -166,7 +179,7 @@ impl GgufFile {
         build: impl FnOnce(Content, &mut dyn ReadSeek, &Device) -> candle_core::Result<T>,
     ) -> Result<T> {
         let convert = |dtype: GgmlDType| {
-            (requantize && SCALAR_ONLY_TYPES.contains(&dtype)).then_some(GgmlDType::Q8_0)
+            (requantize && requantized_types().contains(&dtype)).then_some(GgmlDType::Q8_0)
         };
         self.load_converted(device, convert, build)
     }

@@ -18,6 +18,7 @@ mod decoder;
 mod error;
 mod generate;
 mod gguf;
+mod matmul;
 mod model;
 mod sampling;
 mod tokenizer;

@@ -10,6 +10,7 @@ use crate::chat::ChatTemplate;
 use crate::decoder::{Decoder, Widening};
 use crate::error::{LlmError, Result};
 use crate::gguf::{Architecture, GgufFile};
+use crate::matmul::TiledMatMul;
 use crate::tokenizer::LlmTokenizer;
 
 /// The context of a GGUF that does not state its own.
@@ -23,7 +24,8 @@ pub struct LlmConfig {
     /// A `tokenizer.json` to use instead of the GGUF's vocabulary.
     pub tokenizer_path: Option<PathBuf>,
     /// Convert Q4_1/Q5_0/Q5_1 tensors to Q8_0 at load (CPU only; these
-    /// types have no SIMD kernels in candle).
+    /// types have no SIMD kernels in candle). Q4_1 stays as it is where
+    /// this crate's AVX-512 VNNI kernels run it.
     pub requantize: bool,
     /// Context window in tokens (prompt + answer); capped at what the model
     /// supports. `None` uses the model's own limit.
@@ -60,6 +62,7 @@ pub struct Llm {
     name: String,
     architecture: Architecture,
     requantized: bool,
+    tiled: bool,
 }
 
 impl Llm {
@@ -91,8 +94,9 @@ impl Llm {
         }
         let device = select_device(config.use_gpu)?;
         let requantize = config.requantize && device.is_cpu();
-        let requantized = requantize && gguf.has_scalar_only_tensors();
+        let requantized = requantize && gguf.has_requantized_tensors();
         let tensor_types = gguf.tensor_types();
+        let tiled = device.is_cpu() && TiledMatMul::available();
         let widened = Widening::pays_off(&device);
         let decoder = gguf.load_weights(&device, requantize, |content, reader, device| {
             Decoder::from_gguf(
@@ -109,6 +113,7 @@ impl Llm {
             architecture = architecture.as_str(),
             ?tensor_types,
             requantized,
+            tiled,
             widened,
             context_tokens,
             vocab = tokenizer.vocab_size(),
@@ -125,6 +130,7 @@ impl Llm {
             name,
             architecture,
             requantized,
+            tiled,
         })
     }
 
@@ -146,6 +152,12 @@ impl Llm {
     /// Whether tensors were converted to Q8_0 at load.
     pub fn requantized(&self) -> bool {
         self.requantized
+    }
+
+    /// Whether the products run on this crate's AVX-512 VNNI kernels
+    /// (where they take the matrices' types and shapes).
+    pub fn tiled(&self) -> bool {
+        self.tiled
     }
 
     /// The tokenizer.

@@ -59,9 +59,10 @@ fn the_chat_prompt_is_chatml() {
 #[test]
 fn greedy_summaries_are_deterministic_and_about_the_input() {
     let llm = common::smollm2();
-    assert!(
+    assert_eq!(
         llm.requantized(),
-        "Q4_1 tensors are converted to Q8_0 at load"
+        !llm.tiled(),
+        "Q4_1 tensors are converted to Q8_0 at load only where the tiled kernels do not run them"
     );
     let first = summarise(&llm, ARTICLE, &greedy(48));
     let second = summarise(&llm, ARTICLE, &greedy(48));

@@ -1,10 +1,11 @@
 //! Causal self-attention with rotary positions, grouped-query heads and a
 //! per-generation key/value cache.
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache as CandleKvCache;
 
+use super::linear::{Linear, Linears};
 use super::{HyperParams, Widening};
 use crate::gguf::Architecture;
 
@@ -92,28 +93,13 @@ impl LayerCache {
     }
 }
 
-/// A projection with an optional bias (qwen2 has biases on q, k and v).
-struct Projection {
-    weight: QMatMul,
-    bias: Option<Tensor>,
-}
-
-impl Projection {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.weight.forward(x)?;
-        match &self.bias {
-            Some(bias) => y.broadcast_add(bias),
-            None => Ok(y),
-        }
-    }
-}
-
 /// One layer's attention weights.
 pub(crate) struct Attention {
-    query: Projection,
-    key: Projection,
-    value: Projection,
-    output: QMatMul,
+    /// The query, key and value projections, one product.
+    qkv: Linears,
+    /// Their biases (qwen2), in the same order.
+    biases: Option<Vec<Tensor>>,
+    output: Linear,
     widening: Widening,
     heads: usize,
     kv_heads: usize,
@@ -129,24 +115,20 @@ impl Attention {
         architecture: Architecture,
         widening: Widening,
     ) -> Result<Self> {
-        let mut projection = |name: &str| -> Result<Projection> {
-            let weight = widening.columns(tensor(&format!("{name}.weight"))?)?;
-            let weight = QMatMul::from_qtensor(weight)?;
-            let bias = match architecture {
-                Architecture::Qwen2 => {
-                    let bias = tensor(&format!("{name}.bias"))?;
-                    Some(bias.dequantize(&bias.device())?)
-                }
-                Architecture::Llama => None,
-            };
-            Ok(Projection { weight, bias })
-        };
+        let mut weights = Vec::with_capacity(3);
+        let mut biases = Vec::with_capacity(3);
+        for name in ["attn_q", "attn_k", "attn_v"] {
+            weights.push(widening.columns(tensor(&format!("{name}.weight"))?)?);
+            if architecture == Architecture::Qwen2 {
+                let bias = tensor(&format!("{name}.bias"))?;
+                biases.push(bias.dequantize(&bias.device())?);
+            }
+        }
         Ok(Self {
-            query: projection("attn_q")?,
-            key: projection("attn_k")?,
-            value: projection("attn_v")?,
+            qkv: Linears::new(weights)?,
+            biases: (!biases.is_empty()).then_some(biases),
             // Its input, the heads side by side, is as wide as the model.
-            output: QMatMul::from_qtensor(widening.square(tensor("attn_output.weight")?)?)?,
+            output: Linear::new(widening.square(tensor("attn_output.weight")?)?)?,
             widening,
             heads: hparams.heads,
             kv_heads: hparams.kv_heads,
@@ -165,16 +147,22 @@ impl Attention {
         cache: &mut LayerCache,
     ) -> Result<Tensor> {
         let (batch, seq_len, _) = x.dims3()?;
-        let heads = |projection: &Projection, count: usize| -> Result<Tensor> {
+        let mut projections = self.qkv.forward_n::<3>(x)?;
+        if let Some(biases) = &self.biases {
+            for (projection, bias) in projections.iter_mut().zip(biases) {
+                *projection = projection.broadcast_add(bias)?;
+            }
+        }
+        let [query, key, value] = projections;
+        let heads = |projection: Tensor, count: usize| -> Result<Tensor> {
             projection
-                .forward(x)?
                 .reshape((batch, seq_len, count, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let query = rope.apply(&heads(&self.query, self.heads)?, position)?;
-        let key = rope.apply(&heads(&self.key, self.kv_heads)?, position)?;
-        let value = heads(&self.value, self.kv_heads)?;
+        let query = rope.apply(&heads(query, self.heads)?, position)?;
+        let key = rope.apply(&heads(key, self.kv_heads)?, position)?;
+        let value = heads(value, self.kv_heads)?;
         let (keys, values) = cache.0.append(&key, &value)?;
         let total = keys.dim(2)?;
 

@@ -9,9 +9,9 @@
 
 mod attention;
 mod hparams;
+mod linear;
 mod widening;
 
-use candle_core::quantized::QMatMul;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{Embedding, RmsNorm};
@@ -20,6 +20,7 @@ use crate::gguf::{Architecture, ReadSeek};
 
 use self::attention::{Attention, LayerCache, Rope};
 use self::hparams::HyperParams;
+use self::linear::{Linear, Linears};
 pub(crate) use self::widening::Widening;
 
 /// The weights of one model, shared (read-only) by every generation.
@@ -27,7 +28,7 @@ pub(crate) struct Decoder {
     embeddings: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     rope: Rope,
 }
 
@@ -36,9 +37,9 @@ struct Layer {
     attention_norm: RmsNorm,
     attention: Attention,
     ffn_norm: RmsNorm,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    /// The feed-forward gate and up projections, one product.
+    gate_up: Linears,
+    down: Linear,
 }
 
 /// A generation's keys and values of every layer; its length is the
@@ -79,22 +80,23 @@ impl Decoder {
         let norm = widening.rms_norm(&tensor("output_norm.weight")?, eps)?;
         // Models with tied embeddings have no separate output matrix.
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => QMatMul::from_qtensor(widening.columns(tensor("output.weight")?)?)?,
-            false => QMatMul::from_qtensor(embeddings_q)?,
+            true => Linear::new(widening.columns(tensor("output.weight")?)?)?,
+            false => Linear::new(embeddings_q)?,
         };
         let mut layers = Vec::with_capacity(hparams.layers);
         for index in 0..hparams.layers {
             let mut layer_tensor = |name: &str| tensor(&format!("blk.{index}.{name}"));
             let attention =
                 Attention::from_tensors(&mut layer_tensor, &hparams, architecture, widening)?;
-            let reading = |matrix| QMatMul::from_qtensor(widening.columns(matrix)?);
             layers.push(Layer {
                 attention_norm: widening.rms_norm(&layer_tensor("attn_norm.weight")?, eps)?,
                 attention,
                 ffn_norm: widening.rms_norm(&layer_tensor("ffn_norm.weight")?, eps)?,
-                gate: reading(layer_tensor("ffn_gate.weight")?)?,
-                up: reading(layer_tensor("ffn_up.weight")?)?,
-                down: QMatMul::from_qtensor(widening.rows(layer_tensor("ffn_down.weight")?)?)?,
+                gate_up: Linears::new(vec![
+                    widening.columns(layer_tensor("ffn_gate.weight")?)?,
+                    widening.columns(layer_tensor("ffn_up.weight")?)?,
+                ])?,
+                down: Linear::new(widening.rows(layer_tensor("ffn_down.weight")?)?)?,
             });
         }
         let rope = Rope::new(&hparams, architecture, context_tokens, device)?;
@@ -134,8 +136,8 @@ impl Decoder {
             )?;
             hidden = (attended + hidden)?;
             let normed = layer.ffn_norm.forward(&hidden)?;
-            let gate = candle_nn::ops::silu(&layer.gate.forward(&normed)?)?;
-            let mlp = layer.down.forward(&(gate * layer.up.forward(&normed)?)?)?;
+            let [gate, up] = layer.gate_up.forward_n(&normed)?;
+            let mlp = layer.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)?;
             hidden = (mlp + hidden)?;
         }
         let last = self.norm.forward(&hidden)?.i((.., seq_len - 1, ..))?;

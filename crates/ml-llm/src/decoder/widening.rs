@@ -27,6 +27,8 @@ use candle_core::quantized::{QTensor, ggml_file};
 use candle_core::{D, Device, Result, Tensor};
 use candle_nn::RmsNorm;
 
+use crate::matmul::TiledMatMul;
+
 /// The block the tiled kernels need the rows of a matrix to be made of.
 const KERNEL_BLOCK: usize = 256;
 
@@ -55,9 +57,10 @@ impl Widening {
     }
 
     /// Whether widening pays off on `device`: where candle runs the tiled
-    /// int8 kernels (a CPU with AVX-512-VNNI or AVX-VNNI).
+    /// int8 kernels (a CPU with AVX-512-VNNI or AVX-VNNI) and this crate's
+    /// own, which take any whole number of 32-value blocks, do not.
     pub(crate) fn pays_off(device: &Device) -> bool {
-        device.is_cpu() && cpu_has_int8_tiles()
+        device.is_cpu() && cpu_has_int8_tiles() && !TiledMatMul::available()
     }
 
     /// The width the decoder computes with.
