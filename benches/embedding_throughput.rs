@@ -20,6 +20,8 @@
 //! `cargo bench --bench embedding_throughput`). Needs scripts/setup.
 //! `BENCH_PYTHON` overrides the peer's Python.
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -365,7 +367,10 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
 
+#[allow(unsafe_code)]
 fn main() -> Result<()> {
+    // SAFETY: the first statement of `main`: no other thread runs yet.
+    unsafe { common::compute_with_threads(THREADS) };
     if !std::env::args().any(|a| a == "--bench") {
         println!("embedding_throughput: run with `cargo bench` (skipped under cargo test)");
         return Ok(());

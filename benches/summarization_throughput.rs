@@ -154,7 +154,10 @@ fn run_ours(llm: &Llm, prompt: &[u32]) -> Result<Rates> {
     })
 }
 
+#[allow(unsafe_code)]
 fn main() -> Result<()> {
+    // SAFETY: the first statement of `main`: no other thread runs yet.
+    unsafe { common::compute_with_threads(THREADS) };
     if !std::env::args().any(|a| a == "--bench") {
         println!("summarization_throughput: run with `cargo bench` (skipped under cargo test)");
         return Ok(());

@@ -2,7 +2,10 @@
 //! options (re-quantisation, prompt chunk size), for before/after
 //! measurements of speed work.
 //!
-//! `cargo run --release -p ml-llm --example throughput -- MODEL.gguf [PROMPT_WORDS] [NEW_TOKENS]`
+//! `RAYON_NUM_THREADS=2 cargo run --release -p ml-llm --example throughput -- MODEL.gguf [PROMPT_WORDS] [NEW_TOKENS]`
+//!
+//! Set `RAYON_NUM_THREADS` as the workers do (see `ml_runtime::cpu`): without
+//! it candle reads `/proc/cpuinfo` on every f32 matrix product.
 
 use std::time::Instant;
 
