@@ -15,13 +15,13 @@ use crate::matmul::TiledMatMul;
 
 /// Tensor types candle 0.11 runs with scalar code on x86: re-quantised to
 /// Q8_0 (which has AVX2 dot products) when the model runs on the CPU,
-/// except Q4_1 where [`crate::matmul`]'s kernels run it as it is.
+/// except where [`crate::matmul`]'s kernels run them as they are.
 pub const SCALAR_ONLY_TYPES: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
 
 /// The types re-quantised to Q8_0 on this CPU (see [`SCALAR_ONLY_TYPES`]).
 fn requantized_types() -> &'static [GgmlDType] {
     if TiledMatMul::available() {
-        &SCALAR_ONLY_TYPES[1..]
+        &[]
     } else {
         &SCALAR_ONLY_TYPES
     }

@@ -24,8 +24,8 @@ pub struct LlmConfig {
     /// A `tokenizer.json` to use instead of the GGUF's vocabulary.
     pub tokenizer_path: Option<PathBuf>,
     /// Convert Q4_1/Q5_0/Q5_1 tensors to Q8_0 at load (CPU only; these
-    /// types have no SIMD kernels in candle). Q4_1 stays as it is where
-    /// this crate's AVX-512 VNNI kernels run it.
+    /// types have no SIMD kernels in candle), except where this crate's
+    /// AVX-512 VNNI kernels run them as they are.
     pub requantize: bool,
     /// Context window in tokens (prompt + answer); capped at what the model
     /// supports. `None` uses the model's own limit.

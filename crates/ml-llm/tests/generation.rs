@@ -62,7 +62,7 @@ fn greedy_summaries_are_deterministic_and_about_the_input() {
     assert_eq!(
         llm.requantized(),
         !llm.tiled(),
-        "Q4_1 tensors are converted to Q8_0 at load only where the tiled kernels do not run them"
+        "Q4_1 tensors are converted to Q8_0 at load where the tiled kernels do not run them"
     );
     let first = summarise(&llm, ARTICLE, &greedy(48));
     let second = summarise(&llm, ARTICLE, &greedy(48));

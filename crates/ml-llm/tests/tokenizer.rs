@@ -79,7 +79,9 @@ fn qwen2_ids_match_its_training_tokenizer() {
     let llm = Llm::load(&LlmConfig::new(&path)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(llm.architecture().as_str(), "qwen2");
     // This Q4_K_M file keeps some tensors in Q5_0 (rows of 896 do not fit
-    // K-quant blocks of 256): those, and only those, are converted.
-    assert!(gguf.has_requantized_tensors(), "{:?}", gguf.tensor_types());
-    assert!(llm.requantized());
+    // K-quant blocks of 256): converted to Q8_0 where the tiled kernels do
+    // not run them as they are.
+    let types = gguf.tensor_types();
+    assert!(types.iter().any(|(t, _)| t == "Q5_0"), "{types:?}");
+    assert_eq!(llm.requantized(), !llm.tiled());
 }

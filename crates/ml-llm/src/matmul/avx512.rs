@@ -12,13 +12,10 @@ use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 use super::activations::ActivationBlock;
-use super::tiles::{BLOCK, Q4Tile, Q8Tile, TILE_ROWS, Tile};
+use super::tiles::{BLOCK, LOAD, TILE_ROWS, Tile};
 
 /// Activation rows multiplied per pass over a tile row.
 const MAX_ROWS: usize = 4;
-
-/// Bytes of one load: four columns of 16 rows.
-const LOAD: usize = 64;
 
 /// Whether this CPU has the instructions the kernels use.
 pub(super) fn supported() -> bool {
@@ -30,20 +27,11 @@ pub(super) fn supported() -> bool {
     })
 }
 
-/// `out[row · 16 + c] = Σ_j w[c][j] · x[row][j]` for one tile row of Q4_1
-/// weights (`tiles`, one per block) and `acts` (rows of as many blocks).
-pub(super) fn q4_tile_row(tiles: &[Q4Tile], acts: &[ActivationBlock], out: &mut [f32]) {
-    tile_row(tiles, acts, 1.0, out);
-}
-
-/// As [`q4_tile_row`] for Q8_0 weights.
-pub(super) fn q8_tile_row(tiles: &[Q8Tile], acts: &[ActivationBlock], out: &mut [f32]) {
-    // The stored values are 128 more than the weights' (see `Q8Tile`).
-    tile_row(tiles, acts, -128.0, out);
-}
-
-fn tile_row<const BYTES: usize>(
-    tiles: &[Tile<BYTES>],
+/// `out[row · 16 + c] = Σ_j w[c][j] · x[row][j]` for one tile row of
+/// weights (`tiles`, one per block) and `acts` (rows of as many blocks),
+/// the tiles' offset term multiplied by `offset_scale` (see [`Tile`]).
+pub(super) fn tile_row<const BYTES: usize, const HIGH: usize>(
+    tiles: &[Tile<BYTES, HIGH>],
     acts: &[ActivationBlock],
     offset_scale: f32,
     out: &mut [f32],
@@ -60,25 +48,30 @@ fn tile_row<const BYTES: usize>(
         // SAFETY: `supported` checked the target features above.
         unsafe {
             match acts.len() / blocks {
-                1 => rows::<1, BYTES>(tiles, [row(0)], offset_scale, out),
-                2 => rows::<2, BYTES>(tiles, [row(0), row(1)], offset_scale, out),
-                3 => rows::<3, BYTES>(tiles, [row(0), row(1), row(2)], offset_scale, out),
-                _ => rows::<4, BYTES>(tiles, [row(0), row(1), row(2), row(3)], offset_scale, out),
+                1 => rows::<1, BYTES, HIGH>(tiles, [row(0)], offset_scale, out),
+                2 => rows::<2, BYTES, HIGH>(tiles, [row(0), row(1)], offset_scale, out),
+                3 => rows::<3, BYTES, HIGH>(tiles, [row(0), row(1), row(2)], offset_scale, out),
+                _ => rows::<4, BYTES, HIGH>(
+                    tiles,
+                    [row(0), row(1), row(2), row(3)],
+                    offset_scale,
+                    out,
+                ),
             }
         }
     }
 }
 
-/// `M` activation rows against one tile row; `offset_scale` multiplies
-/// the tiles' offset term (1 for Q4_1's `m`, -128 for Q8_0's stored offset).
+/// `M` activation rows against one tile row.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn rows<const M: usize, const BYTES: usize>(
-    tiles: &[Tile<BYTES>],
+fn rows<const M: usize, const BYTES: usize, const HIGH: usize>(
+    tiles: &[Tile<BYTES, HIGH>],
     acts: [&[ActivationBlock]; M],
     offset_scale: f32,
     out: &mut [f32],
 ) {
     let nibble = _mm512_set1_epi8(0x0F);
+    let fifth = _mm512_set1_epi8(0x10);
     let mut scaled = [_mm512_setzero_ps(); M];
     let mut offsets = [_mm512_setzero_ps(); M];
     for (b, tile) in tiles.iter().enumerate() {
@@ -86,7 +79,7 @@ fn rows<const M: usize, const BYTES: usize>(
         let mut low = [_mm512_setzero_si512(); M];
         let mut high = [_mm512_setzero_si512(); M];
         for group in 0..BLOCK / 2 / 4 {
-            let (w_low, w_high) = if BYTES == BLOCK * TILE_ROWS {
+            let (mut w_low, mut w_high) = if BYTES == BLOCK * TILE_ROWS {
                 (load(tile, group), load(tile, group + 4))
             } else {
                 let w = load(tile, group);
@@ -95,6 +88,10 @@ fn rows<const M: usize, const BYTES: usize>(
                     _mm512_and_si512(_mm512_srli_epi16::<4>(w), nibble),
                 )
             };
+            if HIGH > 0 {
+                w_low = _mm512_mask_add_epi8(w_low, tile.high[2 * group], w_low, fifth);
+                w_high = _mm512_mask_add_epi8(w_high, tile.high[2 * group + 1], w_high, fifth);
+            }
             for i in 0..M {
                 let qs = &acts[i][b].qs;
                 low[i] = _mm512_dpbusd_epi32(low[i], w_low, broadcast4(qs, 4 * group));
@@ -121,7 +118,7 @@ fn rows<const M: usize, const BYTES: usize>(
 
 /// The 64 bytes of load `index` of a tile.
 #[target_feature(enable = "avx512f")]
-fn load<const BYTES: usize>(tile: &Tile<BYTES>, index: usize) -> __m512i {
+fn load<const BYTES: usize, const HIGH: usize>(tile: &Tile<BYTES, HIGH>, index: usize) -> __m512i {
     let bytes: &[u8; LOAD] = tile.qs[index * LOAD..(index + 1) * LOAD]
         .try_into()
         .unwrap_or_else(|_| unreachable!("a load is 64 bytes"));

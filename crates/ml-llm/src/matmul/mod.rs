@@ -1,4 +1,4 @@
-//! Products of Q4_1 and Q8_0 weights with activations on CPUs with
+//! Products of Q4_1, Q5_0, Q5_1 and Q8_0 weights with activations on CPUs with
 //! AVX-512 VNNI, for matrices of any width that is a whole number of
 //! 32-value blocks.
 //!
@@ -7,7 +7,7 @@
 //! SmolLM2 (576 wide) and Qwen2.5-0.5B (896) miss; re-quantising to Q8_0
 //! and padding the hidden state to whole 256-blocks made them fast but
 //! moved twice the weight bytes per generated token. These kernels read
-//! Q4_1 as it is and take 32-value blocks (`tiles`), with the activations
+//! the 4- and 5-bit types as they are and take 32-value blocks (`tiles`), with the activations
 //! quantized as llama.cpp does (`activations`); the arithmetic is in
 //! `avx512`. Several matrices sharing an input (q/k/v, gate/up) are one
 //! product with their outputs side by side.
@@ -44,7 +44,8 @@ impl TiledMatMul {
 
     /// Tiles `matrices` (sharing their input width) side by side, or `None`
     /// when the kernels cannot run them (not on this CPU, on another
-    /// device, another type than Q4_1/Q8_0, rows not a multiple of 16).
+    /// device, another type than Q4_1/Q5_0/Q5_1/Q8_0, rows not a multiple
+    /// of 16).
     pub(crate) fn new(matrices: &[&QTensor]) -> Result<Option<Self>> {
         let Some(first) = matrices.first() else {
             return Ok(None);
@@ -77,9 +78,29 @@ impl TiledMatMul {
     /// The product of `rows` quantized activation rows into `out`
     /// (`[rows, n]`).
     fn product(&self, acts: &[activations::ActivationBlock], rows: usize, out: &mut [f32]) {
-        // Tile-major scratch: each 16-column slice of all rows contiguous,
-        // so the threads write disjoint slices.
+        if rows == 1 {
+            // One row: tile-major is row-major.
+            self.product_by_tile(acts, 1, out);
+            return;
+        }
         let mut by_tile = vec![0f32; rows * self.n];
+        self.product_by_tile(acts, rows, &mut by_tile);
+        for (tile, slice) in by_tile.chunks_exact(rows * TILE_ROWS).enumerate() {
+            for (row, values) in slice.chunks_exact(TILE_ROWS).enumerate() {
+                let at = row * self.n + tile * TILE_ROWS;
+                out[at..at + TILE_ROWS].copy_from_slice(values);
+            }
+        }
+    }
+
+    /// The product into `by_tile`, tile-major (each 16-column slice of all
+    /// rows contiguous), so the threads write disjoint slices.
+    fn product_by_tile(
+        &self,
+        acts: &[activations::ActivationBlock],
+        rows: usize,
+        by_tile: &mut [f32],
+    ) {
         let slices: Vec<Mutex<&mut [f32]>> = by_tile
             .chunks_mut(rows * TILE_ROWS)
             .map(Mutex::new)
@@ -97,17 +118,6 @@ impl TiledMatMul {
                 kernel(matrix, tiles, acts, &mut slice);
             }
         });
-        drop(slices);
-        if rows == 1 {
-            out.copy_from_slice(&by_tile);
-            return;
-        }
-        for (tile, slice) in by_tile.chunks_exact(rows * TILE_ROWS).enumerate() {
-            for (row, values) in slice.chunks_exact(TILE_ROWS).enumerate() {
-                let at = row * self.n + tile * TILE_ROWS;
-                out[at..at + TILE_ROWS].copy_from_slice(values);
-            }
-        }
     }
 }
 
@@ -118,9 +128,12 @@ fn kernel(
     acts: &[activations::ActivationBlock],
     out: &mut [f32],
 ) {
+    // The offset terms' factors, per type (see `tiles::Tile`).
     match matrix {
-        Tiles::Q4(all) => avx512::q4_tile_row(&all[tiles], acts, out),
-        Tiles::Q8(all) => avx512::q8_tile_row(&all[tiles], acts, out),
+        Tiles::Q4_1(all) => avx512::tile_row(&all[tiles], acts, 1.0, out),
+        Tiles::Q5_0(all) => avx512::tile_row(&all[tiles], acts, -16.0, out),
+        Tiles::Q5_1(all) => avx512::tile_row(&all[tiles], acts, 1.0, out),
+        Tiles::Q8_0(all) => avx512::tile_row(&all[tiles], acts, -128.0, out),
     }
 }
 

@@ -3,6 +3,14 @@ use candle_core::{Device, Module, Result, Tensor, bail};
 
 use super::TiledMatMul;
 
+/// The types the kernels take.
+const TYPES: [GgmlDType; 4] = [
+    GgmlDType::Q4_1,
+    GgmlDType::Q5_0,
+    GgmlDType::Q5_1,
+    GgmlDType::Q8_0,
+];
+
 /// A `[n, k]` matrix of varied values in `dtype`.
 fn matrix(n: usize, k: usize, dtype: GgmlDType, seed: usize) -> Result<QTensor> {
     let values: Vec<f32> = (0..n * k)
@@ -60,7 +68,7 @@ fn products_match_candle_for_every_row_count() -> Result<()> {
     if !kernels_run_here() {
         return Ok(());
     }
-    for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+    for dtype in TYPES {
         let weights = matrix(48, 128, dtype, 1)?;
         let ours = tiled(&[&weights])?;
         let candle = QMatMul::from_qtensor(matrix(48, 128, dtype, 1)?)?;
@@ -80,7 +88,7 @@ fn products_are_as_close_to_the_exact_ones_as_candles() -> Result<()> {
     if !kernels_run_here() {
         return Ok(());
     }
-    for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+    for dtype in TYPES {
         let weights = matrix(32, 576, dtype, 2)?;
         let x = activations(5, 576)?;
         let exact = values(&x.matmul(&weights.dequantize(&Device::Cpu)?.t()?)?)?;
@@ -104,7 +112,7 @@ fn matrices_side_by_side_give_their_products_side_by_side() -> Result<()> {
     }
     let q = matrix(64, 128, GgmlDType::Q4_1, 3)?;
     let k = matrix(16, 128, GgmlDType::Q8_0, 4)?;
-    let v = matrix(32, 128, GgmlDType::Q4_1, 5)?;
+    let v = matrix(32, 128, GgmlDType::Q5_0, 5)?;
     let x = activations(3, 128)?.reshape((1, 3, 128))?;
     let fused = tiled(&[&q, &k, &v])?.forward(&x)?;
     assert_eq!(fused.dims(), [1, 3, 112]);
