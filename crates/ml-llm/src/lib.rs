@@ -3,10 +3,11 @@
 //!
 //! | module | concern |
 //! |---|---|
-//! | `gguf` | reading the GGUF header, the architecture (`llama`, `qwen2`), re-quantising scalar-only tensors to Q8_0 |
+//! | `gguf` | reading the GGUF header, the architecture (`llama`, `qwen2`), re-quantising scalar-only tensors to Q8_0 where `matmul` does not run |
 //! | `tokenizer` | the BPE tokenizer from `tokenizer.ggml.*` (or a `tokenizer.json`), stop tokens |
 //! | `chat` | ChatML detection and rendering to token ids |
 //! | `decoder` | the llama/qwen2 transformer: shared weights, a KV cache per generation |
+//! | `matmul` | Q4_1/Q5_0/Q5_1/Q8_0 matrix products on AVX-512 VNNI tiles |
 //! | `model` | loading: weights, tokenizer, template, context limit, device |
 //! | `sampling` | greedy / temperature / top-p with a seed, repetition penalty |
 //! | `generate` | chunked prompt, decoding loop, counts and timings |
