@@ -1,5 +1,5 @@
-//! Products of Q4_1, Q5_0, Q5_1 and Q8_0 weights with activations on CPUs with
-//! AVX-512 VNNI, for matrices of any width that is a whole number of
+//! Products of Q4_1, Q5_0, Q5_1 and Q8_0 weights with activations on CPUs
+//! with AVX-512 VNNI, for matrices of any width that is a whole number of
 //! 32-value blocks.
 //!
 //! candle 0.11 multiplies Q4_1 with scalar code and runs its int8 tiles
@@ -7,9 +7,9 @@
 //! SmolLM2 (576 wide) and Qwen2.5-0.5B (896) miss; re-quantising to Q8_0
 //! and padding the hidden state to whole 256-blocks made them fast but
 //! moved twice the weight bytes per generated token. These kernels read
-//! the 4- and 5-bit types as they are and take 32-value blocks (`tiles`), with the activations
-//! quantized as llama.cpp does (`activations`); the arithmetic is in
-//! `avx512`. Several matrices sharing an input (q/k/v, gate/up) are one
+//! the 4- and 5-bit types as they are and take 32-value blocks (`tiles`),
+//! with the activations quantized as llama.cpp does (`activations`); the
+//! arithmetic is in `avx512`. Several matrices sharing an input (q/k/v, gate/up) are one
 //! product with their outputs side by side.
 
 mod activations;
