@@ -3,7 +3,8 @@
 //! rows with four activation bytes broadcast to all of them, summing into
 //! 16 integers; per 32-value block the sums are scaled into floats.
 //!
-//! The only unsafe code of the workspace: the loads from the tiles and the
+//! The unsafe code here (the workspace's only other is setting the thread
+//! variables first thing in `main`): the loads from the tiles and the
 //! calls into the `#[target_feature]` functions, made only after
 //! [`supported`] saw the features on this CPU.
 #![allow(unsafe_code)]
