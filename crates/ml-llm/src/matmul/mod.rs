@@ -29,6 +29,8 @@ use self::tiles::{TILE_ROWS, Tiles};
 /// with `x` (`[.., k]`) is `[.., Σ n_i]`.
 pub(crate) struct TiledMatMul {
     matrices: Vec<Tiles>,
+    /// The threads' work items: (matrix, tile row), in output order.
+    units: Vec<(usize, usize)>,
     k: usize,
     n: usize,
 }
@@ -50,24 +52,33 @@ impl TiledMatMul {
         let Some(first) = matrices.first() else {
             return Ok(None);
         };
+        if !Self::available() {
+            return Ok(None);
+        }
         let (_, k) = first.shape().dims2()?;
         let mut n = 0;
-        for matrix in matrices {
+        let mut units = Vec::new();
+        for (index, matrix) in matrices.iter().enumerate() {
             let (rows, columns) = matrix.shape().dims2()?;
-            if !Self::available()
-                || !matrix.device().is_cpu()
+            if !matrix.device().is_cpu()
                 || columns != k
                 || !Tiles::fits(matrix.dtype(), rows, columns)
             {
                 return Ok(None);
             }
             n += rows;
+            units.extend((0..rows / TILE_ROWS).map(|tile_row| (index, tile_row)));
         }
         let matrices = matrices
             .iter()
             .map(|matrix| Tiles::pack(matrix))
             .collect::<Result<_>>()?;
-        Ok(Some(Self { matrices, k, n }))
+        Ok(Some(Self {
+            matrices,
+            units,
+            k,
+            n,
+        }))
     }
 
     /// `x · Wᵀ` for `x` of shape `[.., k]` (f32, on the CPU).
@@ -106,16 +117,12 @@ impl TiledMatMul {
             .map(Mutex::new)
             .collect();
         let blocks = self.k / tiles::BLOCK;
-        let mut units = Vec::with_capacity(slices.len());
-        for matrix in &self.matrices {
-            units.extend((0..matrix.tile_count() / blocks).map(|tile_row| (matrix, tile_row)));
-        }
-        candle_core::utils::barrier_pool().execute_chunked(units.len(), |range| {
+        candle_core::utils::barrier_pool().execute_chunked(self.units.len(), |range| {
             for unit in range {
-                let (matrix, tile_row) = units[unit];
+                let (matrix, tile_row) = self.units[unit];
                 let mut slice = slices[unit].lock().unwrap_or_else(|e| e.into_inner());
                 let tiles = tile_row * blocks..(tile_row + 1) * blocks;
-                kernel(matrix, tiles, acts, &mut slice);
+                kernel(&self.matrices[matrix], tiles, acts, &mut slice);
             }
         });
     }

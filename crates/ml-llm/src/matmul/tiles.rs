@@ -83,15 +83,6 @@ impl Tiles {
             _ => Self::Q8_0(pack_with(&data, n, k, 34, q8_0_row)),
         })
     }
-
-    /// Tiles in all (row tiles times column blocks).
-    pub(super) fn tile_count(&self) -> usize {
-        match self {
-            Self::Q4_1(tiles) => tiles.len(),
-            Self::Q5_0(tiles) | Self::Q5_1(tiles) => tiles.len(),
-            Self::Q8_0(tiles) => tiles.len(),
-        }
-    }
 }
 
 /// Tiles `data` (`n` rows of `k / 32` GGML blocks of `block_bytes`),
@@ -157,25 +148,27 @@ fn q4_1_row(tile: &mut Q4Tile, r: usize, block: &[u8]) {
 }
 
 fn q5_0_row(tile: &mut Q5Tile, r: usize, block: &[u8]) {
-    tile.d[r] = f16_at(block, 0);
-    tile.m[r] = tile.d[r];
-    fifth_bits(
-        tile,
-        r,
-        u32::from_le_bytes([block[2], block[3], block[4], block[5]]),
-    );
-    nibbles(tile, r, &block[6..]);
+    // `d · (q - 16)`: the offset's factor is `d` itself.
+    q5_row(tile, r, block, f16_at(block, 0), 2);
 }
 
 fn q5_1_row(tile: &mut Q5Tile, r: usize, block: &[u8]) {
+    q5_row(tile, r, block, f16_at(block, 2), 4);
+}
+
+/// Fills row `r` from a five-bit block: `d` first, the offset `m`, then
+/// from `bits` four bytes of fifth bits and 16 of nibbles.
+fn q5_row(tile: &mut Q5Tile, r: usize, block: &[u8], m: u16, bits: usize) {
     tile.d[r] = f16_at(block, 0);
-    tile.m[r] = f16_at(block, 2);
-    fifth_bits(
-        tile,
-        r,
-        u32::from_le_bytes([block[4], block[5], block[6], block[7]]),
-    );
-    nibbles(tile, r, &block[8..]);
+    tile.m[r] = m;
+    let qh = u32::from_le_bytes([
+        block[bits],
+        block[bits + 1],
+        block[bits + 2],
+        block[bits + 3],
+    ]);
+    fifth_bits(tile, r, qh);
+    nibbles(tile, r, &block[bits + 4..]);
 }
 
 fn q8_0_row(tile: &mut Q8Tile, r: usize, block: &[u8]) {
