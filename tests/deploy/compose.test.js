@@ -119,3 +119,32 @@ test("compose workers use the manifests' env names and the contract's ports", { 
   for (const w of Object.keys(WORKERS)) if (!seen.has(w)) problems.push(`${rel}: no service runs ${w}`);
   assert.deepEqual(problems, [], problems.join("\n"));
 });
+
+test("compose file runs on Debian's docker-compose 1.29 as well as Compose v2", { skip: !COMPOSE && "docker/compose.yaml not present" }, () => {
+  const doc = readYamlFile(COMPOSE);
+  // 1.29 validates against a Compose Specification schema without `name`
+  // ("'name' does not match any of the regexes: '^x-'"): scripts/test-stack
+  // runs this file with it, unchanged. The project name comes from -p.
+  assert.equal(doc.name, undefined, "top-level `name:` is rejected by docker-compose 1.29; use -p / COMPOSE_PROJECT_NAME");
+});
+
+test("compose tmpfs mounts are bounded and downloads land on disk", { skip: !COMPOSE && "docker/compose.yaml not present" }, () => {
+  const doc = readYamlFile(COMPOSE);
+  const problems = [];
+  for (const [name, svc] of Object.entries(doc.services ?? {})) {
+    // A tmpfs is RAM: without size= it may take the whole host's memory.
+    for (const t of [svc.tmpfs ?? []].flat()) {
+      if (!/(^|[:,])size=/.test(String(t))) problems.push(`services.${name}.tmpfs ${t}: no size= (RAM, unbounded)`);
+    }
+    const worker = workerOf(name, svc);
+    if (!worker || !WORKERS[worker].downloads) continue;
+    // Downloads of up to MEDIA_MAX_BYTES go to MEDIA_TEMP_DIR, else /tmp: that
+    // folder must not be a tmpfs (RAM inside the container's memory limit).
+    const tempDir = withDefaults(envValue(svc, "MEDIA_TEMP_DIR")) ?? "/tmp";
+    const onTmpfs = [svc.tmpfs ?? []].flat().some((t) => String(t).split(":")[0] === tempDir);
+    if (onTmpfs) problems.push(`services.${name}: its download folder ${tempDir} is a tmpfs (RAM); mount a volume there`);
+    const mounted = (svc.volumes ?? []).some((v) => (typeof v === "string" ? v.split(":")[1] : v.target) === tempDir);
+    if (!mounted) problems.push(`services.${name}: no volume at its download folder ${tempDir} (the root filesystem is read-only)`);
+  }
+  assert.deepEqual(problems, [], problems.join("\n"));
+});
