@@ -18,6 +18,11 @@ export const CARGO_TARGET_DIR =
 // Every kustomization that must render: the base and each overlay.
 export const KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/staging", "overlays/prod", "overlays/prod-gpu"];
 
+// The only kustomizations that may render Secrets (throwaway values for a dev
+// cluster): anywhere else `kubectl apply -k` would overwrite the real Secrets
+// that operators create first.
+export const DEV_ONLY = new Set(["overlays/dev"]);
+
 // The contract's workers (CONTRACT.md section 1). `candle`: the model runs on
 // candle, which sizes its thread pools from CANDLE_NUM_THREADS_ENV itself.
 export const WORKERS = {
@@ -110,19 +115,45 @@ export function readYamlFile(file) {
   return doc.toJS();
 }
 
-/** [{name, from}] for a container: envFrom sources resolved, plus env. */
+/**
+ * The Secrets operators create before applying (k8s/README.md "Apply"):
+ * name -> Secret object. Their names and keys are those the dev overlay
+ * generates with throwaway values (the other kustomizations render none).
+ */
+export function operatorSecrets() {
+  return new Map(render("overlays/dev").filter((o) => o.kind === "Secret").map((o) => [o.metadata.name, o]));
+}
+
+/** A rendered Secret named `name`, else the operator-created one, else undefined. */
+export function findSecret(objects, name) {
+  return objects.find((o) => o.kind === "Secret" && o.metadata.name === name) ?? operatorSecrets().get(name);
+}
+
+/** The keys of a ConfigMap or Secret object. */
+export function keysOf(obj) {
+  return Object.keys({ ...(obj.data ?? {}), ...(obj.stringData ?? {}) });
+}
+
+/**
+ * [{name, from}] for a container: envFrom sources resolved, plus env. A
+ * Secret that is not rendered resolves to the one operators create
+ * (operatorSecrets).
+ */
 export function containerEnv(objects, c) {
   const out = [];
   for (const src of c.envFrom ?? []) {
     const ref = src.configMapRef ?? src.secretRef;
     const kind = src.configMapRef ? "ConfigMap" : "Secret";
-    const obj = objects.find((o) => o.kind === kind && o.metadata.name === ref?.name);
+    const obj = kind === "Secret"
+      ? findSecret(objects, ref?.name)
+      : objects.find((o) => o.kind === kind && o.metadata.name === ref?.name);
     if (!obj) {
-      if (!ref?.optional) out.push({ name: null, from: `${kind}/${ref?.name} (referenced by envFrom, not rendered)` });
+      if (!ref?.optional) out.push({ name: null, from: `${kind}/${ref?.name} (referenced by envFrom, neither rendered nor created by operators)` });
       continue;
     }
-    for (const k of Object.keys({ ...(obj.data ?? {}), ...(obj.stringData ?? {}) }))
-      out.push({ name: (src.prefix ?? "") + k, from: `${kind}/${obj.metadata.name} key ${k}` });
+    const created = objects.includes(obj) ? "" : " (created by operators)";
+    for (const k of keysOf(obj))
+      out.push({ name: (src.prefix ?? "") + k, from: `${kind}/${obj.metadata.name}${created} key ${k}` });
   }
   for (const e of c.env ?? []) out.push({ name: e.name, from: `env ${e.name}` });
   return out;
