@@ -11,6 +11,12 @@ ML_WORKERS_CACHE="${ML_WORKERS_CACHE:-$HOME/.cache/ml-workers}"
 ML_WORKERS_VENV="$ML_WORKERS_CACHE/venv"
 MODELS_DIR="${MODELS_DIR:-$ML_WORKERS_CACHE/models}"
 
+# pgvector: Debian 13's source package (Debian 12 packages none).
+PGVECTOR_SUITE=trixie
+PGVECTOR_DEB_VERSION=0.8.0-1
+PGVECTOR_ORIG=pgvector_0.8.0.orig.tar.gz
+PGVECTOR_ORIG_SHA256=867a2c328d4928a5a9d6f052cd3bc78c7d60228a9b914ad32aa3db88e9de27b0
+
 # Local services the tests talk to.
 PG_HOST=127.0.0.1
 PG_PORT=5432
@@ -107,4 +113,85 @@ new_tmpdir() {
 psql_q() {
     PGOPTIONS='-c client_min_messages=warning' \
         psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -qtAX "$@"
+}
+
+# The Debian mirror this system already uses (first URI serving its own release),
+# read from /etc/apt/sources.list(.d). Nothing is hard-coded.
+debian_mirror() {
+    local codename f
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    [ -n "$codename" ] || return 1
+    {
+        # One-line format: deb [options] URI SUITE COMPONENTS...
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [ -f "$f" ] || continue
+            awk -v c="$codename" '
+                $1 == "deb" {
+                    i = 2
+                    if ($i ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
+                    if ($(i + 1) == c) print $i
+                }' "$f"
+        done
+        # deb822 format (*.sources): stanzas of Types/URIs/Suites/Enabled.
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -f "$f" ] || continue
+            awk -v c="$codename" '
+                function flush() {
+                    if (index(" " types " ", " deb ") && enabled != "no" &&
+                        index(" " suites " ", " " c " ") && uri != "") print uri
+                    types = suites = uri = enabled = ""
+                }
+                /^[ \t]*$/ { flush(); next }
+                /^[ \t]*#/ { next }
+                tolower($1) == "types:"   { $1 = ""; types = $0 }
+                tolower($1) == "uris:"    { uri = $2 }
+                tolower($1) == "suites:"  { $1 = ""; suites = $0 }
+                tolower($1) == "enabled:" { enabled = tolower($2) }
+                END { flush() }' "$f"
+        done
+    } | sed -n '1p'
+}
+
+# fetch_pgvector_source DEST: pgvector's source tarball, fetched with apt from
+# Debian's source package and verified against the pinned sum and the .dsc,
+# copied to DEST (scripts/setup builds it; scripts/test-stack's pgvector image too).
+fetch_pgvector_source() {
+    local dest=$1
+    local mirror
+    mirror=$(debian_mirror) || true
+    [ -n "$mirror" ] || die "could not find the Debian mirror in /etc/apt/sources.list(.d)"
+    info "fetching source package pgvector $PGVECTOR_DEB_VERSION ($PGVECTOR_SUITE) with apt"
+
+    # A private apt state: only a deb-src line for the newer suite; the system's
+    # own sources, lists and caches stay untouched.
+    local tmp
+    new_tmpdir tmp
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/src"
+    local signed_by=""
+    [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] &&
+        signed_by="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+    echo "deb-src ${signed_by}${mirror} ${PGVECTOR_SUITE} main" >"$tmp/sources.list"
+    local apt_opts=(
+        -o "Dir::Etc::SourceList=$tmp/sources.list"
+        -o "Dir::Etc::SourceParts=/dev/null"
+        -o "Dir::State::Lists=$tmp/lists"
+        -o "Dir::Cache=$tmp/cache"
+    )
+    # apt downloads as its unprivileged _apt user when that user can write there.
+    if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
+        chmod 755 "$tmp"
+        chown _apt "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/src"
+    fi
+    as_root apt-get "${apt_opts[@]}" update -qq
+    (cd "$tmp/src" && as_root apt-get "${apt_opts[@]}" source --download-only -qq "pgvector=$PGVECTOR_DEB_VERSION")
+
+    # Verify: the tarball matches both the pinned sum and the (apt-verified) .dsc.
+    local src="$tmp/src/$PGVECTOR_ORIG" dsc="$tmp/src/pgvector_$PGVECTOR_DEB_VERSION.dsc"
+    [ -f "$src" ] && [ -f "$dsc" ] || die "apt-get source did not produce $PGVECTOR_ORIG"
+    local sum
+    sum=$(sha256_of "$src")
+    [ "$sum" = "$PGVECTOR_ORIG_SHA256" ] || die "$PGVECTOR_ORIG: sha256 $sum, expected $PGVECTOR_ORIG_SHA256"
+    grep -q "^ $sum [0-9]* $PGVECTOR_ORIG\$" "$dsc" || die "$PGVECTOR_ORIG: sha256 not listed in $(basename "$dsc")"
+    info "verified $PGVECTOR_ORIG (sha256 $sum)"
+    cp "$src" "$dest"
 }
