@@ -8,6 +8,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
+use crate::config::redact_url;
 use crate::publisher::Publisher;
 use crate::{DEAD_LETTER_SUFFIX, EXCHANGE};
 
@@ -19,6 +20,12 @@ pub(crate) struct Session {
     pub publisher: Publisher,
 }
 
+/// The message of the line logged once a broker connection is open. It
+/// names the protocol so that `kubectl logs deployment/<worker> | grep AMQP`
+/// (k8s/README.md) finds it; the prod overlay's `LOG_LEVEL` keeps this
+/// module at info for the same reason.
+pub const CONNECTED_MESSAGE: &str = "connected to the AMQP broker";
+
 /// Connects, declares the topology for `queues` and applies `prefetch`.
 pub(crate) async fn open(
     url: &str,
@@ -29,6 +36,7 @@ pub(crate) async fn open(
     let properties =
         ConnectionProperties::default().with_connection_name(LongString::from(client_name));
     let connection = Connection::connect(url, properties).await?;
+    tracing::info!(broker = %redact_url(url), "{CONNECTED_MESSAGE}");
     let consumer = connection.create_channel().await?;
     declare_topology(&consumer, queues).await?;
     consumer

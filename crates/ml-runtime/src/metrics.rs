@@ -86,11 +86,17 @@ impl Metrics {
                 "Messages published to a dead-letter queue.",
                 &["queue"],
             )?,
+            // worker_type as a constant label, so that
+            // `sum(celery_worker_busy) by (worker_type)` gives one series per
+            // kind of worker (k8s/README.md) without relabelling.
             worker_busy: register(
                 &registry,
-                Gauge::new(
-                    "celery_worker_busy",
-                    "Tasks in flight divided by concurrency.",
+                Gauge::with_opts(
+                    Opts::new(
+                        "celery_worker_busy",
+                        "Tasks in flight divided by concurrency.",
+                    )
+                    .const_label("worker_type", worker_type),
                 )?,
             )?,
             tasks: counter_vec(
@@ -309,5 +315,17 @@ mod tests {
                 "{name} missing from /metrics"
             );
         }
+    }
+
+    #[test]
+    fn busy_ratio_carries_the_worker_type() {
+        let metrics = Metrics::new("summarize").unwrap_or_else(|e| panic!("{e}"));
+        metrics.worker_busy.set(0.5);
+        let text = metrics.render();
+        assert!(
+            text.lines()
+                .any(|l| l == r#"celery_worker_busy{worker_type="summarize"} 0.5"#),
+            "no labelled celery_worker_busy sample in:\n{text}"
+        );
     }
 }
