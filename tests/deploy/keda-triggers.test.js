@@ -15,9 +15,13 @@
 //   ignoreNullValues and unsafeSsl booleans.
 // - pkg/scalers/cpu_memory_scaler.go (parseResourceMetadata): exactly one of
 //   trigger.metricType and metadata.type; Utilization (value an int32) or
-//   AverageValue; and apis/keda/v1alpha1/scaledobject_webhook.go
+//   AverageValue (value a Kubernetes quantity: resource.MustParse, which
+//   panics the operator on anything else); and apis/keda/v1alpha1/scaledobject_webhook.go
 //   (verifyCPUMemoryScalers): every container the trigger looks at has a
 //   request for that resource.
+// - pkg/scalers/scaler.go (GetMetricTargetType): a rabbitmq/prometheus
+//   trigger's metricType is AverageValue (the default) or Value, never
+//   Utilization.
 // - apis/keda/v1alpha1/scaletriggers_types.go (ValidateTriggers): trigger
 //   names unique; no useCachedMetrics on cpu/memory triggers.
 // Booleans parse like Go's strconv.ParseBool; numbers like ParseFloat/ParseInt.
@@ -28,6 +32,9 @@ import { findSecret, keysOf, renderAll, id } from "./lib/common.js";
 const GO_BOOL = /^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/;
 const GO_FLOAT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 const GO_INT = /^[+-]?\d+$/;
+// k8s.io/apimachinery resource.Quantity: a decimal with an optional binary
+// (Ki..Ei), decimal (n, u, m, k, M..E) or exponent suffix.
+const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
 
 /** Per trigger type: the metadata keys KEDA 2.13 reads, and a check. */
 const TRIGGERS = {
@@ -91,6 +98,7 @@ function resourceTrigger(resource) {
       if (!(GO_INT.test(m.value ?? "") && Math.abs(Number(m.value)) < 2 ** 31)) out.push(`value ${m.value} is not an int32`);
     } else if (type === "AverageValue") {
       if (!m.value) out.push("value is missing");
+      else if (!QUANTITY.test(m.value)) out.push(`value ${m.value} is not a Kubernetes quantity`);
     } else out.push(`metric type ${type} is not Utilization or AverageValue`);
     if (t.useCachedMetrics) out.push("useCachedMetrics is not supported for cpu/memory triggers");
     const containers = (deploy?.spec.template.spec.containers ?? []).filter((c) => !m.containerName || c.name === m.containerName);
@@ -133,6 +141,8 @@ for (const { rel, objects } of renderAll()) {
         const rule = TRIGGERS[t.type];
         if (!rule) return problems.push(`${where}: trigger type ${t.type} is not one this deployment knows KEDA's rules for`);
         const m = t.metadata ?? {};
+        if (!["cpu", "memory"].includes(t.type) && t.metricType !== undefined && !["AverageValue", "Value"].includes(t.metricType))
+          problems.push(`${where}: metricType ${t.metricType} is not AverageValue or Value (KEDA refuses it for ${t.type})`);
         for (const k of Object.keys(m)) if (!rule.keys.includes(k)) problems.push(`${where}: metadata.${k} is not read by KEDA 2.13's ${t.type} scaler`);
         let auth;
         if (t.authenticationRef) {

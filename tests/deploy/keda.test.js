@@ -3,10 +3,22 @@
 // minReplicaCount; HPA behaviour only under
 // spec.advanced.horizontalPodAutoscalerConfig.behavior; rabbitmq triggers over
 // the management API; terminationGracePeriodSeconds above
-// WORKER_SHUTDOWN_TIMEOUT.
+// WORKER_SHUTDOWN_TIMEOUT. Also:
+//
+// - names: the ScaledObject of Deployment X is X-scaler and sets no HPA name,
+//   so KEDA names its HPA keda-hpa-X-scaler (controllers/keda/hpa.go
+//   getHPAName), as k8s/README.md's commands expect;
+// - fallback: every ScaledObject has one (failureThreshold >= 1, replicas
+//   within min..max), and every trigger it can cover has an AverageValue
+//   target (KEDA 2.13 pkg/fallback/fallback.go isFallbackEnabled skips the
+//   others);
+// - cpu triggers: one busy pod asks for at most 2 replicas. A busy candle
+//   worker runs CANDLE_NUM_THREADS threads (from limits.cpu), so it uses
+//   about its CPU limit; the HPA asks for ceil(usage / target) replicas
+//   (target = AverageValue, or the request x Utilization %).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { WORKERS, renderAll, id } from "./lib/common.js";
+import { WORKERS, renderAll, id, envValue, quantity } from "./lib/common.js";
 
 const SPEC_KEYS = new Set([
   "scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod", "idleReplicaCount",
@@ -15,19 +27,13 @@ const SPEC_KEYS = new Set([
 const ADVANCED_KEYS = new Set(["restoreToOriginalReplicaCount", "horizontalPodAutoscalerConfig", "scalingModifiers"]);
 const HPA_CONFIG_KEYS = new Set(["name", "behavior"]);
 
-function envValue(objects, deploy, name) {
+/** CPU cores one busy pod of `deploy` uses: its limit, or its threads if fewer. */
+function busyPodCpu(deploy) {
   const c = deploy.spec.template.spec.containers[0];
-  const direct = (c.env ?? []).find((e) => e.name === name);
-  if (direct) return direct.value;
-  let value;
-  for (const src of c.envFrom ?? []) {
-    const ref = src.configMapRef ?? src.secretRef;
-    const kind = src.configMapRef ? "ConfigMap" : "Secret";
-    const obj = objects.find((o) => o.kind === kind && o.metadata.name === ref?.name);
-    const v = obj?.data?.[name] ?? obj?.stringData?.[name];
-    if (v !== undefined) value = v; // later sources win, as in Kubernetes
-  }
-  return value;
+  const limit = quantity(c.resources?.limits?.cpu ?? c.resources?.requests?.cpu);
+  const threads = (c.env ?? []).find((e) => e.name === "CANDLE_NUM_THREADS");
+  if (threads?.value !== undefined) return Math.min(limit, Number(threads.value));
+  return limit; // from resourceFieldRef limits.cpu (rounded up), or whisper's cgroup quota
 }
 
 for (const { rel, objects } of renderAll()) {
@@ -67,7 +73,42 @@ for (const { rel, objects } of renderAll()) {
       if (spec.idleReplicaCount !== undefined && !(spec.idleReplicaCount < min))
         problems.push(`${id(s)}: spec.idleReplicaCount (${spec.idleReplicaCount}) must be below minReplicaCount (${min}) or absent`);
       if (!(spec.maxReplicaCount >= min)) problems.push(`${id(s)}: spec.maxReplicaCount must be >= minReplicaCount`);
-      const worker = WORKERS[spec.scaleTargetRef?.name];
+      const target = spec.scaleTargetRef?.name;
+      if (s.metadata.name !== `${target}-scaler`)
+        problems.push(`${id(s)}: named ${s.metadata.name}; the ScaledObject of Deployment ${target} is ${target}-scaler (k8s/README.md)`);
+      if (spec.advanced?.horizontalPodAutoscalerConfig?.name !== undefined)
+        problems.push(`${id(s)}: spec.advanced.horizontalPodAutoscalerConfig.name renames KEDA's HPA; k8s/README.md expects keda-hpa-${s.metadata.name}`);
+
+      const fb = spec.fallback;
+      if (!fb) problems.push(`${id(s)}: spec.fallback is missing: a failing trigger source would leave the scale to chance`);
+      else {
+        if (!(Number.isInteger(fb.failureThreshold) && fb.failureThreshold >= 1))
+          problems.push(`${id(s)}: spec.fallback.failureThreshold ${fb.failureThreshold} must be an integer >= 1`);
+        if (!(Number.isInteger(fb.replicas) && fb.replicas >= min && fb.replicas <= spec.maxReplicaCount))
+          problems.push(`${id(s)}: spec.fallback.replicas ${fb.replicas} must lie within minReplicaCount..maxReplicaCount (${min}..${spec.maxReplicaCount})`);
+        const external = (spec.triggers ?? []).filter((t) => !["cpu", "memory"].includes(t.type));
+        if (external.length === 0) problems.push(`${id(s)}: spec.fallback covers no trigger (cpu/memory triggers never fall back)`);
+        external.forEach((t) => {
+          if ((t.metricType ?? "AverageValue") !== "AverageValue")
+            problems.push(`${id(s)}: trigger ${t.name ?? t.type} has metricType ${t.metricType}; KEDA applies fallback only to AverageValue`);
+        });
+      }
+
+      const deploy = objects.find((o) => o.kind === "Deployment" && o.metadata.name === target);
+      (spec.triggers ?? []).filter((t) => t.type === "cpu").forEach((t) => {
+        if (!deploy) return;
+        const c = deploy.spec.template.spec.containers[0];
+        const type = t.metricType ?? t.metadata?.type;
+        const perReplica = type === "Utilization"
+          ? quantity(c.resources?.requests?.cpu) * Number(t.metadata.value) / 100
+          : quantity(t.metadata.value);
+        const usage = busyPodCpu(deploy);
+        const asked = Math.ceil(usage / perReplica - 1e-9);
+        if (asked > 2)
+          problems.push(`${id(s)}: cpu trigger ${t.name ?? ""} targets ${perReplica} cores a replica; one busy pod (${usage} cores: limits.cpu ${c.resources?.limits?.cpu}) asks for ${asked} replicas, at most 2 wanted`);
+      });
+
+      const worker = WORKERS[target];
       const rabbit = (spec.triggers ?? []).filter((t) => t.type === "rabbitmq");
       if (worker && rabbit.length === 0) problems.push(`${id(s)}: spec.triggers has no rabbitmq trigger`);
       rabbit.forEach((t) => {

@@ -2,10 +2,76 @@
 // read-only root filesystem, no privilege escalation, all capabilities
 // dropped, resource limits, HTTP probes on the contract's paths and ports,
 // the media volume at the gateway's path, GPU images, candle's thread count
-// from the CPU limit.
+// from the CPU limit. Also:
+//
+// - temp space: a worker that downloads media streams each download into its
+//   temp dir, so that dir is on disk (an emptyDir without medium: Memory,
+//   which would count against the memory limit), its sizeLimit holds
+//   WORKER_CONCURRENCY downloads of MEDIA_MAX_BYTES (else the kubelet evicts
+//   the pod mid-download, and the redelivered task evicts the next one), and
+//   the container requests that much ephemeral-storage so the scheduler
+//   places it where the disk exists;
+// - ReadWriteMany claims name their storage class (most default classes
+//   cannot provision RWX; the claim would stay Pending);
+// - NetworkPolicy egress of the workers: every rule names its ports, and none
+//   opens RabbitMQ's management or prometheus ports, which only KEDA and
+//   Prometheus use;
+// - the worker pods carry both `app` and `app.kubernetes.io/name` = the
+//   worker.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CANDLE_THREAD_ENV, WORKERS, renderAll, id, containersOf } from "./lib/common.js";
+import { CANDLE_THREAD_ENV, WORKERS, renderAll, id, containersOf, envValue, helpDefault, quantity, selects } from "./lib/common.js";
+
+// RabbitMQ's management API (15672, TLS 15671) and prometheus plugin (15692).
+const RABBITMQ_NON_AMQP_PORTS = new Set([15671, 15672, 15692]);
+
+/** Problems with where `deploy`'s worker streams downloads. */
+function tempSpaceProblems(objects, deploy) {
+  const p = [];
+  const c = deploy.spec.template.spec.containers[0];
+  const where = `${id(deploy)} container ${c.name}`;
+  const worker = deploy.metadata.name;
+  const setting = (name) => envValue(objects, deploy, name) ?? helpDefault(worker, name);
+  const maxBytes = Number(setting("MEDIA_MAX_BYTES"));
+  const concurrency = Number(setting("WORKER_CONCURRENCY"));
+  if (!(maxBytes > 0 && concurrency > 0))
+    return [`${where}: cannot tell MEDIA_MAX_BYTES (${maxBytes}) or WORKER_CONCURRENCY (${concurrency})`];
+  const dir = envValue(objects, deploy, "MEDIA_TEMP_DIR") ?? envValue(objects, deploy, "TMPDIR") ?? "/tmp";
+  const mount = (c.volumeMounts ?? [])
+    .filter((m) => dir === m.mountPath || dir.startsWith(m.mountPath.replace(/\/?$/, "/")))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  if (!mount) return [`${where}: downloads go to ${dir}, on the read-only root filesystem (no volume mounted there)`];
+  const vol = deploy.spec.template.spec.volumes.find((v) => v.name === mount.name);
+  const emptyDir = vol?.emptyDir;
+  if (!emptyDir) return [`${where}: downloads go to ${dir} on volume ${mount.name}, which is not an emptyDir`];
+  if (emptyDir.medium === "Memory")
+    p.push(`${where}: downloads go to ${dir} on a memory-backed emptyDir (${mount.name}); they would count against the memory limit`);
+  const need = maxBytes * concurrency;
+  const size = emptyDir.sizeLimit === undefined ? Infinity : quantity(emptyDir.sizeLimit);
+  if (size < need)
+    p.push(`${where}: volume ${mount.name} (${dir}) has sizeLimit ${emptyDir.sizeLimit}, below WORKER_CONCURRENCY (${concurrency}) x MEDIA_MAX_BYTES (${maxBytes}) = ${need} bytes: a large download gets the pod evicted`);
+  const requested = c.resources?.requests?.["ephemeral-storage"];
+  if (requested === undefined || quantity(requested) < (Number.isFinite(size) ? size : need))
+    p.push(`${where}: resources.requests.ephemeral-storage (${requested ?? "unset"}) must cover the ${mount.name} emptyDir (${emptyDir.sizeLimit ?? need + " bytes"}) so the node has the disk`);
+  return p;
+}
+
+/** Problems with the NetworkPolicy egress rules that apply to `deploy`'s pods. */
+function egressProblems(objects, deploy) {
+  const p = [];
+  const labels = deploy.spec.template.metadata?.labels ?? {};
+  for (const np of objects.filter((o) => o.kind === "NetworkPolicy")) {
+    if (!selects(np.spec.podSelector ?? {}, labels)) continue;
+    (np.spec.egress ?? []).forEach((rule, i) => {
+      const where = `${id(np)} spec.egress[${i}] (applies to ${id(deploy)})`;
+      if (!(rule.ports ?? []).length) return p.push(`${where}: allows every port; name the ports the worker uses`);
+      for (const port of rule.ports)
+        if (RABBITMQ_NON_AMQP_PORTS.has(port.port))
+          p.push(`${where}: allows port ${port.port} (RabbitMQ management/prometheus), which the workers never use`);
+    });
+  }
+  return p;
+}
 
 const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"]);
 
@@ -86,9 +152,21 @@ for (const { rel, objects } of renderAll()) {
           problems.push(`${id(o)}: spec.template.metadata.annotations prometheus.io/scrape/port/path must be "true"/"${contract.port}"/"/metrics"`);
         if (!(spec.topologySpreadConstraints ?? []).length)
           problems.push(`${id(o)}: spec.template.spec.topologySpreadConstraints is empty`);
+        // `app` for the README's `-l app=<worker>`, and the recommended label
+        // the Services, PDBs and selectors use.
+        const labels = o.spec.template.metadata?.labels ?? {};
+        for (const k of ["app", "app.kubernetes.io/name"])
+          if (labels[k] !== o.metadata.name) problems.push(`${id(o)}: spec.template.metadata.labels.${k} must be ${o.metadata.name}`);
       }
       for (const entry of containersOf(o)) problems.push(...containerProblems(o, entry));
+      if (o.kind === "Deployment" && contract) {
+        if (contract.downloads) problems.push(...tempSpaceProblems(objects, o));
+        problems.push(...egressProblems(objects, o));
+      }
     }
+    for (const pvc of objects.filter((o) => o.kind === "PersistentVolumeClaim"))
+      if ((pvc.spec?.accessModes ?? []).includes("ReadWriteMany") && !pvc.spec.storageClassName)
+        problems.push(`${id(pvc)}: ReadWriteMany without spec.storageClassName falls to the cluster's default class, which rarely provisions RWX (the claim stays Pending); name the class (k8s/README.md "Media volume")`);
     for (const w of Object.keys(WORKERS)) {
       const svc = objects.find((o) => o.kind === "Service" && o.metadata.name === w);
       const port = svc?.spec?.ports?.find((x) => x.name === "metrics");

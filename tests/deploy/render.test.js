@@ -1,23 +1,30 @@
-// kubectl kustomize renders the base and every overlay.
+// kubectl kustomize renders the base and every overlay, each with every
+// worker's Deployment, Service, ScaledObject (<worker>-scaler) and PDB, all
+// in the workers' namespace (NAMESPACE, the one k8s/README.md's commands
+// use).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { KUSTOMIZATIONS, WORKERS, render, id } from "./lib/common.js";
+import { KUSTOMIZATIONS, NAMESPACE, WORKERS, render, id } from "./lib/common.js";
+
+const NAMES = { Deployment: (w) => w, Service: (w) => w, ScaledObject: (w) => `${w}-scaler`, PodDisruptionBudget: (w) => w };
 
 for (const rel of KUSTOMIZATIONS) {
   test(`kustomize renders ${rel}`, () => {
     const objects = render(rel);
     assert.ok(objects.length > 0, `${rel}: rendered nothing`);
     for (const w of Object.keys(WORKERS)) {
-      for (const kind of ["Deployment", "Service", "ScaledObject", "PodDisruptionBudget"]) {
+      for (const [kind, name] of Object.entries(NAMES)) {
         assert.ok(
-          objects.some((o) => o.kind === kind && o.metadata?.name === w),
-          `${rel}: ${kind}/${w} is missing`,
+          objects.some((o) => o.kind === kind && o.metadata?.name === name(w)),
+          `${rel}: ${kind}/${name(w)} is missing`,
         );
       }
     }
+    const ns = objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name);
+    assert.deepEqual(ns, [NAMESPACE], `${rel}: renders Namespaces ${ns.join(", ")}, expected ${NAMESPACE}`);
     for (const o of objects) {
       if (o.kind === "Namespace") continue;
-      assert.equal(o.metadata?.namespace, "ml-workers", `${rel}: ${id(o)} metadata.namespace is not ml-workers`);
+      assert.equal(o.metadata?.namespace, NAMESPACE, `${rel}: ${id(o)} metadata.namespace is not ${NAMESPACE}`);
     }
   });
 }

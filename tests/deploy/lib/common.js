@@ -18,6 +18,9 @@ export const CARGO_TARGET_DIR =
 // Every kustomization that must render: the base and each overlay.
 export const KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/staging", "overlays/prod", "overlays/prod-gpu"];
 
+// The namespace of the workers, as k8s/README.md's commands name it.
+export const NAMESPACE = "bookmarkai-ml";
+
 // The only kustomizations that may render Secrets (throwaway values for a dev
 // cluster): anywhere else `kubectl apply -k` would overwrite the real Secrets
 // that operators create first.
@@ -25,10 +28,12 @@ export const DEV_ONLY = new Set(["overlays/dev"]);
 
 // The contract's workers (CONTRACT.md section 1). `candle`: the model runs on
 // candle, which sizes its thread pools from CANDLE_NUM_THREADS_ENV itself.
+// `downloads`: streams media downloads (up to MEDIA_MAX_BYTES each) into its
+// temp dir (MEDIA_TEMP_DIR, else the system's).
 export const WORKERS = {
   "vector-worker": { port: 9093, queues: ["ml.embed"], candle: true },
   "llm-worker": { port: 9091, queues: ["ml.summarize", "ml.summarize_local", "ml.summarize_video_combined"], candle: true },
-  "whisper-worker": { port: 9092, queues: ["ml.transcribe", "ml.transcribe_local"], candle: false },
+  "whisper-worker": { port: 9092, queues: ["ml.transcribe", "ml.transcribe_local"], candle: false, downloads: true },
 };
 
 // Read by candle itself, not by the workers' flags (candle-core 0.11
@@ -98,6 +103,20 @@ export function id(o) {
   return `${o.kind}/${o.metadata?.name}`;
 }
 
+/** Whether a label selector ({matchLabels, matchExpressions}) selects `labels`. */
+export function selects(selector, labels = {}) {
+  if (!selector) return false;
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const { key, operator, values = [] } of selector.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, key);
+    if (operator === "In" && !(has && values.includes(labels[key]))) return false;
+    if (operator === "NotIn" && has && values.includes(labels[key])) return false;
+    if (operator === "Exists" && !has) return false;
+    if (operator === "DoesNotExist" && has) return false;
+  }
+  return true;
+}
+
 /** Containers and initContainers of a workload, with their field path. */
 export function containersOf(o) {
   const spec = o.spec?.template?.spec;
@@ -157,4 +176,45 @@ export function containerEnv(objects, c) {
   }
   for (const e of c.env ?? []) out.push({ name: e.name, from: `env ${e.name}` });
   return out;
+}
+
+const QUANTITY_SUFFIX = {
+  n: 1e-9, u: 1e-6, m: 1e-3, "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+/** A Kubernetes quantity ("500m", "2", "1Gi", 4) as a number (cores, bytes). */
+export function quantity(q) {
+  if (typeof q === "number") return q;
+  const m = String(q ?? "").match(/^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/);
+  if (!m) throw new Error(`${q} is not a Kubernetes quantity`);
+  return Number(m[1]) * QUANTITY_SUFFIX[m[2] ?? ""];
+}
+
+/**
+ * The value of env `name` in a Deployment's first container as the pod gets
+ * it: env wins over envFrom, later envFrom sources over earlier ones.
+ * Undefined when unset; valueFrom entries give undefined too.
+ */
+export function envValue(objects, deploy, name) {
+  const c = deploy.spec.template.spec.containers[0];
+  const direct = (c.env ?? []).find((e) => e.name === name);
+  if (direct) return direct.value;
+  let value;
+  for (const src of c.envFrom ?? []) {
+    if (!src.configMapRef) continue; // Secrets hold credentials only
+    const obj = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === src.configMapRef.name);
+    const v = obj?.data?.[name];
+    if (v !== undefined) value = v;
+  }
+  return value;
+}
+
+/** The `[default: X]` of env `name` in a worker's --help, or undefined. */
+export function helpDefault(worker, name) {
+  const help = execFileSync(binaryPath(worker), ["--help"], { encoding: "utf8", timeout: 30_000 });
+  // One block per option: from a line starting with `-x, --flag` or
+  // `--flag` to the next; clap puts [env: ...] and [default: ...] in it.
+  const blocks = help.split(/\n(?=\s*(?:-\w, )?--[a-z])/);
+  const block = blocks.find((b) => new RegExp(`\\[env: ${name}[=\\]]`).test(b));
+  return block?.match(/\[default: ([^\]]+)\]/)?.[1];
 }

@@ -1,7 +1,8 @@
 // Starts a real worker (services and models from scripts/setup) on queues of
 // its own, reads the address it bound from its JSON log ("bound"), waits for
 // /readyz 200, and returns the text of /metrics and its log so far. Stops it
-// with SIGTERM and expects exit 0.
+// with SIGTERM and expects exit 0. Or runs one until its log shows a line
+// (firstMatchingLine).
 import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -26,8 +27,13 @@ const QUEUES = {
   "whisper-worker": { TRANSCRIBE_QUEUES: ["ml.transcribe", "ml.transcribe_local"] },
 };
 
-/** Runs `worker` until ready; `env` is added to its environment. */
-export async function scrapeWorker(worker, { env: extraEnv = {}, timeoutMs = 180_000 } = {}) {
+/**
+ * Starts `worker` on `.test-<hex>` twins of its queues with `env` added to
+ * its environment (after the defaults: `env` may set LOG_LEVEL/LOG_FORMAT).
+ * Returns {child, log(), bound(), exitInfo(), stop()}; stop() sends SIGTERM,
+ * waits (SIGKILL after 30 s), deletes the queues and returns {code, signal}.
+ */
+function startWorker(worker, extraEnv) {
   const bin = binaryPath(worker);
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build it first (cargo build --bins, or run scripts/test)`);
   const suffix = `.test-${randomBytes(6).toString("hex")}`;
@@ -63,41 +69,71 @@ export async function scrapeWorker(worker, { env: extraEnv = {}, timeoutMs = 180
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   let exitInfo = null;
   exited.then((x) => (exitInfo = x));
-
-  try {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && !exitInfo) {
-      if (bound) {
-        const base = `http://${bound.replace(/^0\.0\.0\.0:/, "127.0.0.1:")}`;
-        const ready = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
-        if (ready === 200) {
-          const res = await fetch(`${base}/metrics`);
-          if (res.status !== 200) throw new Error(`GET ${base}/metrics answered ${res.status}`);
-          return { text: await res.text(), base, log };
-        }
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(
-      exitInfo
-        ? `${worker} exited early (${JSON.stringify(exitInfo)}); its log:\n${log.slice(-4000)}`
-        : `${worker} not ready within ${timeoutMs / 1000}s (bound: ${bound}); its log:\n${log.slice(-4000)}`,
-    );
-  } finally {
+  const stop = async () => {
     if (!exitInfo) child.kill("SIGTERM");
     let timer;
-    const { code, signal } = await Promise.race([
+    const result = await Promise.race([
       exited,
       new Promise((r) => {
         timer = setTimeout(() => { child.kill("SIGKILL"); r({ code: null, signal: "SIGKILL (stop timeout)" }); }, 30_000);
       }),
     ]);
     clearTimeout(timer);
-    if (code !== 0) console.log(`NOTE: ${worker} stopped with code ${code} signal ${signal}`);
     for (const queue of queues.flatMap((q) => [q, `${q}.dead`]))
       try {
         execFileSync("rabbitmqctl", ["-q", "delete_queue", queue], { stdio: "ignore", timeout: 20_000 });
       } catch { /* best effort; scripts/test sweeps .test-<hex> queues */ }
+    return result;
+  };
+  return { child, log: () => log, bound: () => bound, exitInfo: () => exitInfo, stop };
+}
+
+/** Runs `worker` until ready; `env` is added to its environment. */
+export async function scrapeWorker(worker, { env: extraEnv = {}, timeoutMs = 180_000 } = {}) {
+  const w = startWorker(worker, extraEnv);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && !w.exitInfo()) {
+      if (w.bound()) {
+        const base = `http://${w.bound().replace(/^0\.0\.0\.0:/, "127.0.0.1:")}`;
+        const ready = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
+        if (ready === 200) {
+          const res = await fetch(`${base}/metrics`);
+          if (res.status !== 200) throw new Error(`GET ${base}/metrics answered ${res.status}`);
+          return { text: await res.text(), base, log: w.log() };
+        }
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(
+      w.exitInfo()
+        ? `${worker} exited early (${JSON.stringify(w.exitInfo())}); its log:\n${w.log().slice(-4000)}`
+        : `${worker} not ready within ${timeoutMs / 1000}s (bound: ${w.bound()}); its log:\n${w.log().slice(-4000)}`,
+    );
+  } finally {
+    const { code, signal } = await w.stop();
+    if (code !== 0) console.log(`NOTE: ${worker} stopped with code ${code} signal ${signal}`);
+  }
+}
+
+/**
+ * Runs `worker` with `env` until a line of its output satisfies `match`
+ * (the line, a string, to a boolean), as `kubectl logs ... | grep` would see
+ * it. Returns {line, log}; line is null when none came within timeoutMs or
+ * before it exited.
+ */
+export async function firstMatchingLine(worker, match, { env: extraEnv = {}, timeoutMs = 180_000 } = {}) {
+  const w = startWorker(worker, extraEnv);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = w.log().split("\n").find((l) => match(l));
+      if (line !== undefined) return { line, log: w.log() };
+      if (Date.now() >= deadline || w.exitInfo()) return { line: null, log: w.log() };
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await w.stop();
   }
 }
 
