@@ -24,7 +24,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { before, test } from "node:test";
-import { CANDLE_THREAD_ENV, DOCKER_DIR, WORKERS, envValue, render, renderAll, id, readYamlFile } from "./lib/common.js";
+import { CANDLE_THREAD_ENV, DOCKER_DIR, OTHER_KUSTOMIZATIONS, WORKERS, envValue, render, renderAll, id, readYamlFile } from "./lib/common.js";
 import { metricNames } from "./lib/promql.js";
 import { blocks, commands } from "./lib/readme.js";
 import { exposition, firstMatchingLine, scrapeWorker } from "./lib/worker.js";
@@ -60,7 +60,8 @@ export const EXTERNAL_METRICS = new Set([
 /** [{where, expr}] of every PromQL expression the deployment relies on. */
 function expressions() {
   const out = [];
-  for (const { rel, objects } of renderAll()) {
+  const everything = [...renderAll(), ...OTHER_KUSTOMIZATIONS.map((rel) => ({ rel, objects: render(rel) }))];
+  for (const { rel, objects } of everything) {
     for (const o of objects) {
       if (o.kind === "ScaledObject")
         (o.spec.triggers ?? []).forEach((t, i) => {

@@ -19,8 +19,8 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import {
-  KUSTOMIZATIONS, K8S_DIR, NAMESPACE, REPO_ROOT, WORKERS,
-  keysOf, operatorSecrets, renderAll, selects,
+  KUSTOMIZATIONS, K8S_DIR, NAMESPACE, OTHER_KUSTOMIZATIONS, REGIONS, REPO_ROOT, WORKERS,
+  keysOf, operatorSecrets, render, renderAll, selects,
 } from "./lib/common.js";
 import { blocks, commands, flag, headings, readmeText } from "./lib/readme.js";
 
@@ -83,7 +83,7 @@ function commandProblems({ text, stages }) {
   if (dir !== undefined) {
     // The README writes paths from the repository root (k8s/...).
     const rel = dir.startsWith("k8s/") ? path.normalize(dir.slice(4)) : path.relative(K8S_DIR, path.resolve(REPO_ROOT, dir));
-    if (!KUSTOMIZATIONS.includes(rel) || !existsSync(path.join(K8S_DIR, rel)))
+    if (![...KUSTOMIZATIONS, ...OTHER_KUSTOMIZATIONS].includes(rel) || !existsSync(path.join(K8S_DIR, rel)))
       p.push(`names ${dir}, which is not one of the kustomizations the checks render`);
   }
   if (verb === "create" && args[0] === "namespace" && args[1] !== NAMESPACE) p.push(`creates namespace ${args[1]}, the manifests use ${NAMESPACE}`);
@@ -162,7 +162,7 @@ test("k8s/README.md keeps the deployment README's promises", () => {
 test("k8s/README.md has the sections its production checklist points at", () => {
   const hs = headings();
   const problems = [];
-  for (const h of ["Log aggregation", "Backups", "Load testing"])
+  for (const h of ["Log aggregation", "Backups", "Load testing", "Multi-region"])
     if (!hs.some((x) => x === h || x.startsWith(`${h} `) || x.startsWith(`${h}:`))) problems.push(`no section "${h}"`);
   const text = readmeText();
   const load = text.split(/^#{1,6} Load testing.*$/m)[1]?.split(/^#{1,6} /m)[0] ?? "";
@@ -183,6 +183,7 @@ test("k8s/README.md creates exactly the Secrets the manifests read, with their k
       .map((kv) => kv.split("=")[0]);
     created.set(name, { keys: keys.sort(), ns: flag(argv, "-n", "--namespace"), line: c.line });
   }
+  const regionSuffix = new RegExp(`-(\\$\\{?REGION\\}?|${Object.values(REGIONS).join("|")})$`);
   // The workers' and KEDA's Secrets (names and keys as the dev overlay generates them).
   for (const [name, secret] of catalog) {
     const want = keysOf(secret).sort();
@@ -193,8 +194,36 @@ test("k8s/README.md creates exactly the Secrets the manifests read, with their k
       if (plain.keys.join() !== want.join()) problems.push(`k8s/README.md:${plain.line}: Secret ${name} gets keys ${plain.keys.join(", ")}; the manifests read ${want.join(", ")}`);
     }
   }
+  // The regional copies the regional overlays read.
+  const regional = new Set();
+  for (const rel of Object.keys(REGIONS))
+    for (const o of render(rel)) {
+      for (const c of o.spec?.template?.spec?.containers ?? []) for (const s of c.envFrom ?? []) if (s.secretRef) regional.add(s.secretRef.name);
+      if (o.kind === "TriggerAuthentication") for (const r of o.spec.secretTargetRef ?? []) regional.add(r.name);
+    }
+  for (const name of regional) {
+    const region = Object.values(REGIONS).find((r) => name.endsWith(`-${r}`));
+    if (!region) continue;
+    const base = name.slice(0, -region.length - 1);
+    const entry = [...created].find(([n]) => n.replace(regionSuffix, "") === base && n !== base);
+    if (!entry) problems.push(`no \`kubectl create secret generic ${base}-$REGION\` for the regional Secret ${name}`);
+    else if (entry[1].keys.join() !== keysOf(catalog.get(base)).sort().join())
+      problems.push(`k8s/README.md:${entry[1].line}: ${entry[0]} gets keys ${entry[1].keys.join(", ")}; ${base} has ${keysOf(catalog.get(base)).sort().join(", ")}`);
+  }
+  // Secrets of the monitoring side (remote-write credentials): the keys the rendered objects read.
+  const refs = new Map();
+  for (const rel of [...Object.keys(REGIONS), ...OTHER_KUSTOMIZATIONS])
+    for (const o of render(rel))
+      for (const w of o.kind === "Prometheus" ? o.spec.remoteWrite ?? [] : [])
+        for (const sel of [w.basicAuth?.username, w.basicAuth?.password].filter(Boolean))
+          refs.set(sel.name, new Set([...(refs.get(sel.name) ?? []), sel.key]));
+  for (const [name, keys] of refs) {
+    const c = created.get(name);
+    if (!c) problems.push(`no \`kubectl create secret generic ${name}\` (a Prometheus reads it)`);
+    else for (const k of keys) if (!c.keys.includes(k)) problems.push(`k8s/README.md:${c.line}: Secret ${name} lacks key ${k}`);
+  }
   for (const [name, c] of created) {
-    const known = catalog.has(name);
+    const known = catalog.has(name) || refs.has(name) || catalog.has(name.replace(regionSuffix, ""));
     if (!known) problems.push(`k8s/README.md:${c.line}: creates Secret ${name}, which nothing in the manifests reads`);
   }
   assert.deepEqual(problems, [], problems.join("\n"));

@@ -11,7 +11,7 @@
 // field), so a key it never reads is one the schema does not have.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { renderAll, id } from "./lib/common.js";
+import { OTHER_KUSTOMIZATIONS, render, renderAll, id } from "./lib/common.js";
 
 const MODULES = {
   v1: "kubernetes-models/v1",
@@ -19,6 +19,7 @@ const MODULES = {
   "policy/v1": "kubernetes-models/policy/v1",
   "networking.k8s.io/v1": "kubernetes-models/networking.k8s.io/v1",
   "autoscaling/v2": "kubernetes-models/autoscaling/v2",
+  "rbac.authorization.k8s.io/v1": "kubernetes-models/rbac.authorization.k8s.io/v1",
   "keda.sh/v1alpha1": "@kubernetes-models/keda/keda.sh/v1alpha1",
   "monitoring.coreos.com/v1": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1",
 };
@@ -58,6 +59,7 @@ function unknownFields(Model, o) {
   return unknown.map((p) => p.slice(1));
 }
 
+const everything = [...renderAll(), ...OTHER_KUSTOMIZATIONS.map((rel) => ({ rel, objects: render(rel) }))];
 /**
  * `o` as the API server decodes it. kustomize folds a long Secret value over
  * several lines (a `|` block, newlines included); Go's base64 decoder, which
@@ -71,7 +73,7 @@ function asApiServerReads(o) {
   return copy;
 }
 
-for (const { rel, objects } of renderAll()) {
+for (const { rel, objects } of everything) {
   test(`schemas: ${rel}`, async () => {
     const problems = [];
     for (const o of objects) {

@@ -15,8 +15,20 @@ export const DOCKER_DIR = path.resolve(process.env.DEPLOY_DOCKER_DIR ?? path.joi
 export const CARGO_TARGET_DIR =
   process.env.CARGO_TARGET_DIR ?? path.join(homedir(), ".cache/ml-workers/target");
 
-// Every kustomization that must render: the base and each overlay.
-export const KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/staging", "overlays/prod", "overlays/prod-gpu"];
+// Every kustomization of the workers that must render: the base and each
+// overlay, the regions included.
+export const KUSTOMIZATIONS = [
+  "base", "overlays/dev", "overlays/staging", "overlays/prod", "overlays/prod-gpu",
+  "overlays/regions/us-east-1", "overlays/regions/eu-west-1",
+];
+
+// The region of each regional overlay (its region.yaml; k8s/README.md
+// "Multi-region").
+export const REGIONS = { "overlays/regions/us-east-1": "us-east-1", "overlays/regions/eu-west-1": "eu-west-1" };
+
+// Kustomizations without workers, rendered and validated too: the global
+// receiver of the regions' metrics.
+export const OTHER_KUSTOMIZATIONS = ["global-metrics"];
 
 // The namespace of the workers, as k8s/README.md's commands name it.
 export const NAMESPACE = "bookmarkai-ml";
@@ -143,9 +155,19 @@ export function operatorSecrets() {
   return new Map(render("overlays/dev").filter((o) => o.kind === "Secret").map((o) => [o.metadata.name, o]));
 }
 
-/** A rendered Secret named `name`, else the operator-created one, else undefined. */
+/**
+ * A rendered Secret named `name`, else the operator-created one, else
+ * undefined. A regional overlay's Secrets are the operator-created ones with
+ * the region as suffix (`ml-workers-credentials-eu-west-1`, same keys).
+ */
 export function findSecret(objects, name) {
-  return objects.find((o) => o.kind === "Secret" && o.metadata.name === name) ?? operatorSecrets().get(name);
+  const rendered = objects.find((o) => o.kind === "Secret" && o.metadata.name === name);
+  if (rendered) return rendered;
+  const catalog = operatorSecrets();
+  if (catalog.has(name)) return catalog.get(name);
+  for (const region of Object.values(REGIONS))
+    if (name?.endsWith(`-${region}`) && catalog.has(name.slice(0, -region.length - 1))) return catalog.get(name.slice(0, -region.length - 1));
+  return undefined;
 }
 
 /** The keys of a ConfigMap or Secret object. */
