@@ -6,6 +6,7 @@
 # /home/nonroot), USER nonroot. The debug flavour adds busybox in /busybox
 # (on the PATH, and its shell as the entrypoint), as distroless' does.
 FROM debian:bookworm AS files
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends busybox-static ca-certificates libgomp1 libssl3 netbase tzdata \

@@ -4,6 +4,8 @@
 # The entrypoint does what the official postgres image's does with
 # POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB and /docker-entrypoint-initdb.d.
 FROM debian:bookworm
+# COPY, not ADD: the tarball is unpacked (and then deleted) in the build step.
+# hadolint ignore=DL3010
 COPY pgvector.orig.tar.gz /tmp/
 # One layer: the build tools are removed in the step that installs them.
 # No cluster is made at install time (the entrypoint makes one in PGDATA);
