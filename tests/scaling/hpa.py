@@ -98,76 +98,66 @@ def utilization_ratio(metrics: dict[str, int], requests: dict[str, int], target_
     return utilization / target_percent, utilization
 
 
-def resource_utilization_replicas(current: int, target_percent: int, pods: list[PodView], cpu: bool, now: float):
-    """GetResourceReplicas (metricType Utilization): (replicas, utilization %)."""
-    ready_count, unready, missing, ignored = group_pods(pods, cpu, now)
-    metrics = {p.name: p.metric for p in pods
-               if p.metric is not None and p.name not in ignored and p.name not in unready}
-    requests = {p.name: p.request for p in pods}
-    if not metrics:
-        raise ValueError("did not receive metrics for targeted pods (pods might be unready)")
-    ratio, utilization = utilization_ratio(metrics, requests, target_percent)
-    scale_up_with_unready = bool(unready) and ratio > 1.0
-    if not scale_up_with_unready and not missing:
-        if abs(1.0 - ratio) <= TOLERANCE:
-            return current, utilization
-        return math.ceil(ratio * ready_count), utilization
-    if missing:
-        if ratio < 1.0:
-            # On a scale-down, missing pods count as using 100 % (or the
-            # target when above 100 %) of their request.
-            fallback = max(100, target_percent)
-            for name in missing:
-                metrics[name] = requests[name] * fallback // 100
-        elif ratio > 1.0:
-            # On a scale-up, missing pods count as using nothing.
-            for name in missing:
-                metrics[name] = 0
-    if scale_up_with_unready:
-        for name in unready:
-            metrics[name] = 0
-    new_ratio, _ = utilization_ratio(metrics, requests, target_percent)
-    if abs(1.0 - new_ratio) <= TOLERANCE or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
-        return current, utilization
-    replicas = math.ceil(new_ratio * len(metrics))
-    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
-        return current, utilization
-    return replicas, utilization
-
-
-def plain_metric_replicas(current: int, target: int, pods: list[PodView], cpu: bool, now: float):
-    """calcPlainMetricReplicas (resource metricType AverageValue, via
-    GetRawResourceReplicas): average usage per pod against the target."""
+def _pod_metric_replicas(current: int, pods: list[PodView], cpu: bool, now: float, ratio_of, missing_value):
+    """The part GetResourceReplicas and calcPlainMetricReplicas share: group
+    the pods, and when some are missing or unready, recompute the ratio with
+    them filled in (missing: `missing_value(ratio, name)` unless None, unready on a
+    scale-up: 0) and keep the current count if the direction flips or the new
+    ratio is within tolerance. `ratio_of(metrics)` gives (ratio, shown value)."""
     ready_count, unready, missing, ignored = group_pods(pods, cpu, now)
     metrics = {p.name: p.metric for p in pods
                if p.metric is not None and p.name not in ignored and p.name not in unready}
     if not metrics:
         raise ValueError("did not receive metrics for targeted pods (pods might be unready)")
-
-    def ratio_of(m):
-        average = sum(m.values()) // len(m)
-        return average / target, average
-
-    ratio, average = ratio_of(metrics)
+    ratio, shown = ratio_of(metrics)
     scale_up_with_unready = bool(unready) and ratio > 1.0
     if not scale_up_with_unready and not missing:
         if abs(1.0 - ratio) <= TOLERANCE:
-            return current, average
-        return math.ceil(ratio * ready_count), average
-    if missing:
-        # Scale-down: missing pods count as exactly the target; scale-up: 0.
-        for name in missing:
-            metrics[name] = target if ratio < 1.0 else 0
+            return current, shown
+        return math.ceil(ratio * ready_count), shown
+    for name in missing:
+        value = missing_value(ratio, name)
+        if value is not None:
+            metrics[name] = value
     if scale_up_with_unready:
         for name in unready:
             metrics[name] = 0
     new_ratio, _ = ratio_of(metrics)
     if abs(1.0 - new_ratio) <= TOLERANCE or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
-        return current, average
+        return current, shown
     replicas = math.ceil(new_ratio * len(metrics))
     if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
-        return current, average
-    return replicas, average
+        return current, shown
+    return replicas, shown
+
+
+def resource_utilization_replicas(current: int, target_percent: int, pods: list[PodView], cpu: bool, now: float):
+    """GetResourceReplicas (metricType Utilization): (replicas, utilization %)."""
+    requests = {p.name: p.request for p in pods}
+
+    def missing_value(ratio, name):
+        # On a scale-down, missing pods count as using 100 % (or the target
+        # when above 100 %) of their request; on a scale-up, nothing; at
+        # exactly the target they stay out.
+        if ratio < 1.0:
+            return requests[name] * max(100, target_percent) // 100
+        return 0 if ratio > 1.0 else None
+
+    return _pod_metric_replicas(current, pods, cpu, now,
+                                lambda m: utilization_ratio(m, requests, target_percent), missing_value)
+
+
+def plain_metric_replicas(current: int, target: int, pods: list[PodView], cpu: bool, now: float):
+    """calcPlainMetricReplicas (resource metricType AverageValue, via
+    GetRawResourceReplicas): average usage per pod against the target."""
+
+    def ratio_of(metrics):
+        average = sum(metrics.values()) // len(metrics)
+        return average / target, average
+
+    # Scale-down: missing pods count as exactly the target; scale-up: 0.
+    return _pod_metric_replicas(current, pods, cpu, now, ratio_of,
+                                lambda ratio, _name: target if ratio < 1.0 else 0)
 
 
 def external_average_value_replicas(status_replicas: int, target_per_pod: int, usage: int) -> int:
