@@ -6,22 +6,15 @@ use std::path::PathBuf;
 use clap::Parser;
 use ml_llm::{LlmConfig, SamplingParams};
 use ml_runtime::RuntimeArgs;
-use ml_storage::DatabaseArgs;
 
 /// Summarises content with a local quantized GGUF LLM (candle) and writes
 /// `summarize_llm` rows to PostgreSQL.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "llm-worker", version, about)]
+#[command(mut_arg("metrics_port", |arg| arg.required(false).default_value("9091")))]
 pub struct Config {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
-
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
-    /// Port of the /metrics, /healthz and /readyz server.
-    #[arg(long, env = "PROMETHEUS_METRICS_PORT", default_value_t = 9091)]
-    pub metrics_port: u16,
 
     /// Queue of `llm_service.tasks.summarize_content`.
     #[arg(long, env = "SUMMARIZE_QUEUE", default_value = "ml.summarize")]

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use ml_llm::Llm;
+use ml_runtime::app::Services;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
 use ml_storage::{MlResult, Store, processed_at};
 use serde_json::{Value, json};
 
+use crate::config::Config;
 use crate::metrics::SpeedMetrics;
 use crate::request::{SummaryRequest, share_id_of};
 use crate::summarizer::{Summarizer, Summary};
@@ -34,21 +37,24 @@ pub struct SummarizeHandler {
 }
 
 impl SummarizeHandler {
-    /// A handler summarising with `summarizer` and storing into `store`.
-    pub fn new(
-        summarizer: Summarizer,
-        store: Store,
-        metrics: Arc<Metrics>,
-        speed: SpeedMetrics,
-        default_max_tokens: usize,
-    ) -> Self {
-        Self {
-            summarizer,
-            store,
-            metrics,
-            speed,
-            default_max_tokens,
-        }
+    /// A handler summarising with `llm` as `config` says and storing into
+    /// the services' store.
+    ///
+    /// # Errors
+    /// When the speed metrics cannot be registered.
+    pub fn new(config: &Config, llm: Llm, services: Services) -> prometheus::Result<Self> {
+        Ok(Self {
+            summarizer: Summarizer::new(
+                Arc::new(llm),
+                config.parallel_generations,
+                config.sampling(),
+                config.max_input_words,
+            ),
+            speed: SpeedMetrics::register(&services.metrics)?,
+            store: services.store,
+            metrics: services.metrics,
+            default_max_tokens: config.default_max_tokens,
+        })
     }
 
     fn model(&self) -> &str {

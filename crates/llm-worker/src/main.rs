@@ -12,18 +12,6 @@ mod prompt;
 mod request;
 mod summarizer;
 
-use anyhow::Result;
-use clap::Parser;
-
-#[allow(unsafe_code)]
-fn main() -> Result<()> {
-    // SAFETY: the first statement of `main`: no other thread runs yet.
-    unsafe { ml_runtime::cpu::default_compute_threads() };
-    let config = config::Config::parse();
-    ml_runtime::telemetry::init(&config.runtime.log_level, &config.runtime.log_format)
-        .map_err(anyhow::Error::msg)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(app::run(config))
+fn main() -> anyhow::Result<()> {
+    ml_runtime::app::main::<app::LlmWorker>()
 }

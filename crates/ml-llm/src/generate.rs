@@ -82,6 +82,19 @@ fn rate(tokens: usize, duration: Duration) -> f64 {
 }
 
 impl Llm {
+    /// One token through the model, so that the first request does not pay
+    /// for first-use set-up (buffers, kernels picked for this CPU).
+    ///
+    /// # Errors
+    /// As [`Llm::generate`].
+    pub fn warm_up(&self) -> Result<()> {
+        let params = GenerationParams {
+            max_new_tokens: 1,
+            ..GenerationParams::default()
+        };
+        self.generate(&[Message::user("Hello")], &params).map(drop)
+    }
+
     /// Answers the chat `messages`. Each call has its own KV cache over the
     /// shared weights, so calls may run in parallel on several threads.
     ///

@@ -3,9 +3,21 @@
 
 use std::time::Duration;
 
+use ml_storage::DatabaseArgs;
+
 /// Runtime settings; each worker flattens this into its own `Config`.
 #[derive(Clone, clap::Args)]
 pub struct RuntimeArgs {
+    /// PostgreSQL.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Port of the /metrics, /healthz and /readyz server.
+    // No default here: each worker sets its own (9091, 9092, 9093) with
+    // `mut_arg("metrics_port", ..)`.
+    #[arg(long, env = "PROMETHEUS_METRICS_PORT")]
+    pub metrics_port: u16,
+
     /// AMQP URL of the RabbitMQ broker.
     #[arg(
         long,
@@ -100,6 +112,8 @@ impl RuntimeArgs {
 impl std::fmt::Debug for RuntimeArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeArgs")
+            .field("database", &self.database)
+            .field("metrics_port", &self.metrics_port)
             .field("broker_url", &redact_url(&self.broker_url))
             .field("result_backend", &redact_url(self.result_backend_url()))
             .field("result_expires_secs", &self.result_expires_secs)

@@ -65,6 +65,14 @@ fn missing_rayon_threads(
     }
 }
 
+/// The threads candle computes with once [`default_compute_threads`] ran:
+/// `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else [`available_cpus`].
+pub fn candle_threads() -> usize {
+    threads_from_env("CANDLE_NUM_THREADS")
+        .or_else(|| threads_from_env("RAYON_NUM_THREADS"))
+        .unwrap_or_else(available_cpus)
+}
+
 /// Logs `threads`, the count `library` computes with, and warns when it is
 /// more than [`available_cpus`]: more busy threads than CPUs are throttled
 /// by the kernel and slow every task down.

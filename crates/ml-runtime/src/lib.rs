@@ -1,10 +1,11 @@
 //! The consumer runtime every ML worker stands on.
 //!
-//! A worker builds a [`Router`] of task names to [`Handler`]s and hands it to
-//! [`Worker::run`]; the runtime does everything around the model:
+//! A worker implements [`app::WorkerApp`] (settings, model, handlers) and its
+//! `main` calls [`app::main`]; the runtime does everything around the model:
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`app`] | the worker skeleton: one start-up and shutdown order |
 //! | [`config`] | environment names and CLI flags shared by every worker |
 //! | [`cpu`] | the model library's compute threads against the CPU limit |
 //! | [`task`] | the typed [`Task`] both wire encodings decode into |
@@ -18,12 +19,14 @@
 //! | `worker` | the consume loop: prefetch, reconnects, graceful drain |
 //! | `process` | one delivery's life: eta/expires, run, retry, dead-letter, late ack |
 //! | [`backoff`] | exponential backoff with jitter; retrying start-up connections |
+//! | [`storage`] | PostgreSQL at start-up (backoff), in `/readyz`, and its errors as [`TaskError`]s |
 //! | [`results`] | the Celery result backend in Redis |
 //! | [`metrics`] | the Prometheus registry with the contract's metric names |
 //! | [`health`] | the axum server for `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | one token fired by SIGTERM or Ctrl-C |
 //! | [`telemetry`] | JSON logging set-up |
 
+pub mod app;
 pub mod arguments;
 pub mod backoff;
 pub mod broker;
@@ -36,6 +39,7 @@ pub mod health;
 pub mod metrics;
 pub mod results;
 pub mod shutdown;
+pub mod storage;
 pub mod task;
 pub mod telemetry;
 

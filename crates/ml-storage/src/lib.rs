@@ -14,12 +14,15 @@
 //! | [`config`] | [`StoreConfig`]: URL, pool size and the per-connection lock and statement timeouts |
 //! | [`store`] | [`Store`]: the connection pool, connected eagerly, with [`Store::ping`] for readiness |
 //! | `migrate` | embedded migrations for the static schema and the dimension-dependent `embeddings` table ([`Store::prepare`]) |
-//! | [`runtime`] | plugging into ml-runtime: connect with backoff, `/readyz` check, errors as [`TaskError`](ml_runtime::TaskError), [`processed_at`] |
-//! | `results` | [`MlResult`] upserts into `ml_results`, and failures that never overwrite a success |
+//! | `results` | [`MlResult`] upserts into `ml_results`, failures that never overwrite a success, and the [`processed_at`] stamp |
 //! | `embeddings` | atomic replacement of one [`EmbeddingSet`]'s vectors, plus search helpers |
 //!
 //! Every write is idempotent: a redelivered task leaves the same rows, so the
 //! consumer can ack late and let the broker redeliver anything unfinished.
+//!
+//! The crate knows nothing of the broker or the worker runtime: connecting
+//! with backoff, the `/readyz` check and mapping [`StorageError`] to a task's
+//! fate live in `ml-runtime` (its `storage` module).
 
 pub mod args;
 pub mod config;
@@ -27,13 +30,11 @@ mod embeddings;
 pub mod error;
 mod migrate;
 mod results;
-pub mod runtime;
 pub mod store;
 
 pub use args::DatabaseArgs;
 pub use config::StoreConfig;
 pub use embeddings::{EmbeddingRow, EmbeddingSet};
 pub use error::{Result, StorageError};
-pub use results::{MlResult, StoredResult};
-pub use runtime::processed_at;
+pub use results::{MlResult, StoredResult, processed_at};
 pub use store::Store;

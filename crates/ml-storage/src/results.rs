@@ -1,6 +1,6 @@
 //! `ml_results`: one row per `(share_id, task_type)`, read by the gateway.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -48,6 +48,11 @@ pub struct StoredResult {
     pub processing_ms: Option<i32>,
     /// When the row was last written (UTC, server clock).
     pub created_at: NaiveDateTime,
+}
+
+/// Now, as `result_data.processed_at` records it (RFC 3339, UTC, ms).
+pub fn processed_at() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl Store {

@@ -70,6 +70,17 @@ pub enum TranscribeError {
 }
 
 impl Transcriber {
+    /// One second of silence through the encoder and decoder, so that the
+    /// first task does not pay for first-use set-up.
+    ///
+    /// # Errors
+    /// As [`Transcriber::transcribe`].
+    pub fn warm_up(&self) -> Result<(), TranscribeError> {
+        let silence = vec![0.0; SAMPLE_RATE as usize];
+        self.transcribe(&silence, &TranscribeOptions::default(), None)
+            .map(drop)
+    }
+
     /// Transcribes 16 kHz mono `samples`. Blocks for the whole run (seconds
     /// to minutes): call it on a blocking thread. `progress` hears whisper's
     /// percent.

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use ml_embedding::PassLimits;
+use ml_embedding::{ChunkConfig, PassLimits};
 use ml_runtime::RuntimeArgs;
-use ml_storage::DatabaseArgs;
 
 use crate::openai::ApiLimits;
 use crate::service::BatchLimits;
@@ -18,16 +17,10 @@ use crate::service::BatchLimits;
 // Embed tasks mostly wait for the shared model thread, which batches across
 // them: more tasks in flight make bigger forward passes.
 #[command(mut_arg("concurrency", |arg| arg.default_value("8")))]
+#[command(mut_arg("metrics_port", |arg| arg.required(false).default_value("9093")))]
 pub struct Config {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
-
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
-    /// Port of the /metrics, /healthz and /readyz server.
-    #[arg(long, env = "PROMETHEUS_METRICS_PORT", default_value_t = 9093)]
-    pub metrics_port: u16,
 
     /// Queue to consume.
     #[arg(long, env = "EMBED_QUEUE", default_value = "ml.embed")]
@@ -104,6 +97,19 @@ impl Config {
                 max_texts: self.batch_max_texts.max(1),
             },
             max_wait: Duration::from_millis(self.batch_max_wait_ms),
+        }
+    }
+
+    /// How texts are chunked for a model that reads `model_max_tokens`
+    /// tokens at most: the chunk settings, capped at that.
+    pub fn chunking(&self, model_max_tokens: usize) -> ChunkConfig {
+        ChunkConfig {
+            max_tokens: self
+                .chunk_max_tokens
+                .unwrap_or(model_max_tokens)
+                .min(model_max_tokens),
+            fixed_size: self.chunk_size.min(model_max_tokens),
+            overlap: self.chunk_overlap,
         }
     }
 

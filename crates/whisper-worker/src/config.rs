@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Parser;
 use ml_media::MediaArgs;
 use ml_runtime::RuntimeArgs;
-use ml_storage::DatabaseArgs;
 use ml_transcription::TranscriberConfig;
 
 /// Transcribes audio and video with whisper.cpp into `ml_results`.
@@ -16,19 +15,13 @@ use ml_transcription::TranscriberConfig;
 #[command(mut_arg("concurrency", |arg| arg.default_value("1")))]
 // The contract's cap: longer media is refused, not transcribed for an hour.
 #[command(mut_arg("media_max_duration_secs", |arg| arg.default_value("1800")))]
+#[command(mut_arg("metrics_port", |arg| arg.required(false).default_value("9092")))]
 pub struct Config {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 
     #[command(flatten)]
-    pub database: DatabaseArgs,
-
-    #[command(flatten)]
     pub media: MediaArgs,
-
-    /// Port of the /metrics, /healthz and /readyz server.
-    #[arg(long, env = "PROMETHEUS_METRICS_PORT", default_value_t = 9092)]
-    pub metrics_port: u16,
 
     /// Queues to consume, comma-separated.
     #[arg(
@@ -102,9 +95,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("runtime", &self.runtime)
-            .field("database", &self.database)
             .field("media", &self.media)
-            .field("metrics_port", &self.metrics_port)
             .field("queues", &self.queues)
             .field("model_path", &self.model_path())
             .field("transcriber", &self.transcriber())

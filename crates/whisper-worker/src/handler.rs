@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use ml_media::{DecodedAudio, FetchedMedia, MediaArgs, MediaFetcher, MediaSource};
+use ml_runtime::app::Services;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
 use ml_storage::{MlResult, Store, processed_at};
 use ml_transcription::{Transcriber, Transcript};
 use serde_json::{Value, json};
 
+use crate::config::Config;
 use crate::progress::TranscriptionMetrics;
 use crate::request::TranscribeRequest;
 
@@ -33,23 +36,24 @@ pub struct TranscribeHandler {
 }
 
 impl TranscribeHandler {
-    /// A handler transcribing with `transcriber` and storing into `store`.
+    /// A handler transcribing with `transcriber` as `config` says and
+    /// storing into the services' store.
+    ///
+    /// # Errors
+    /// Bad media settings, or metrics that cannot be registered.
     pub fn new(
-        transcriber: Arc<Transcriber>,
-        media: MediaArgs,
-        store: Store,
-        metrics: Arc<Metrics>,
-        transcription_metrics: TranscriptionMetrics,
-        silence_threshold_db: f32,
-    ) -> Result<Self, ml_media::MediaError> {
+        config: &Config,
+        transcriber: Transcriber,
+        services: Services,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            transcriber,
-            fetcher: MediaFetcher::new(media.clone())?,
-            media,
-            store,
-            metrics,
-            transcription_metrics,
-            silence_threshold_db,
+            transcriber: Arc::new(transcriber),
+            fetcher: MediaFetcher::new(config.media.clone()).context("media settings")?,
+            media: config.media.clone(),
+            transcription_metrics: TranscriptionMetrics::register(&services.metrics)?,
+            store: services.store,
+            metrics: services.metrics,
+            silence_threshold_db: config.silence_threshold_db,
         })
     }
 

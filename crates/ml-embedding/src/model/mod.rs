@@ -125,6 +125,15 @@ impl Embedder {
         Ok(embedder)
     }
 
+    /// One short text through the model, so that the first request does not
+    /// pay for first-use set-up.
+    ///
+    /// # Errors
+    /// As [`Embedder::embed`].
+    pub fn warm_up(&self) -> Result<(), EmbeddingError> {
+        self.embed(&["warm-up"]).map(drop)
+    }
+
     /// Embeds each text as a unit-length vector of [`Self::dimension`]
     /// numbers: the mean of the model's token outputs over the text's real
     /// (non-padding) tokens, L2-normalised. Texts longer than

@@ -1,0 +1,270 @@
+//! The worker skeleton: one start-up and shutdown order for every worker.
+//!
+//! A worker binary implements [`WorkerApp`] (its settings, its model and its
+//! handlers) and its `main` calls [`main`]. The order is fixed here, once:
+//!
+//! 1. settings parsed and checked ([`WorkerApp::check`]): a bad setting
+//!    fails before anything loads or connects;
+//! 2. the model loaded and warmed up on a blocking thread (the async
+//!    threads stay free for signals);
+//! 3. PostgreSQL connected, waiting with backoff while it starts;
+//! 4. the handlers built ([`WorkerApp::build`]) and the HTTP server started
+//!    (`/metrics`, `/healthz`, `/readyz` and the worker's own routes);
+//! 5. migrations applied; Redis connected, with backoff;
+//! 6. `/readyz` passes once the broker channel is open; tasks are consumed
+//!    until SIGTERM or Ctrl-C;
+//! 7. in-flight tasks drain within the grace period, then the process exits
+//!    without waiting for a model thread the broker has already requeued.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ml_storage::Store;
+
+use crate::config::RuntimeArgs;
+use crate::handler::{Handler, Router};
+use crate::health::{self, HttpRouter, Readiness};
+use crate::metrics::Metrics;
+use crate::results::ResultBackend;
+use crate::worker::{Worker, WorkerSpec};
+
+/// What the skeleton hands to [`WorkerApp::build`].
+pub struct Services {
+    /// The connected database (migrations are applied before the first task).
+    pub store: Store,
+    /// The worker's metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+/// One task name served on one queue.
+struct Route {
+    queue: String,
+    task: &'static str,
+    handler: Arc<dyn Handler>,
+}
+
+/// What a built worker serves: its queues and task names, their handlers,
+/// and extra HTTP routes.
+pub struct Serving {
+    model_name: String,
+    routes: Vec<Route>,
+    http: HttpRouter,
+}
+
+impl Serving {
+    /// Nothing served yet by the model called `model_name` (for logs and
+    /// `ml_worker_info`).
+    pub fn new(model_name: impl Into<String>) -> Self {
+        Self {
+            model_name: model_name.into(),
+            routes: Vec::new(),
+            http: HttpRouter::new(),
+        }
+    }
+
+    /// Consumes `queue` and runs `tasks` arriving on it with `handler`.
+    #[must_use]
+    pub fn route(
+        mut self,
+        queue: &str,
+        tasks: &[&'static str],
+        handler: &Arc<dyn Handler>,
+    ) -> Self {
+        self.routes.extend(tasks.iter().map(|&task| Route {
+            queue: queue.to_owned(),
+            task,
+            handler: handler.clone(),
+        }));
+        self
+    }
+
+    /// Serves `http` beside `/metrics`, `/healthz` and `/readyz`.
+    #[must_use]
+    pub fn http(mut self, http: HttpRouter) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+/// A worker: its configuration, how its model loads and warms up, and the
+/// handlers it builds from them.
+pub trait WorkerApp: 'static {
+    /// Program name (`vector-worker`), also the AMQP connection name.
+    const NAME: &'static str;
+    /// The `worker_type` label of its metrics: `embed`, `summarize` or
+    /// `transcribe`.
+    const WORKER_TYPE: &'static str;
+    /// Command line and environment settings.
+    type Config: clap::Parser + std::fmt::Debug + Send + Sync + 'static;
+    /// The loaded model.
+    type Model: Send + 'static;
+
+    /// The shared settings inside `config`.
+    fn runtime(config: &Self::Config) -> &RuntimeArgs;
+
+    /// Checks the settings that need no model and no connection.
+    ///
+    /// # Errors
+    /// The setting that is wrong, and why.
+    fn check(_config: &Self::Config) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Loads the model (on a blocking thread).
+    ///
+    /// # Errors
+    /// When the model is missing, unreadable or unsupported; the error
+    /// names the file.
+    fn load(config: &Self::Config) -> anyhow::Result<Self::Model>;
+
+    /// The library that computes and with how many threads, reported (and
+    /// warned about when over the CPU limit) once the model is loaded.
+    fn compute_threads(_config: &Self::Config) -> (&'static str, usize) {
+        ("candle", crate::cpu::candle_threads())
+    }
+
+    /// Runs the model once (on a blocking thread) so that the first task
+    /// does not pay for first-use set-up.
+    ///
+    /// # Errors
+    /// When the model fails on the warm-up input.
+    fn warm_up(model: &Self::Model) -> anyhow::Result<()>;
+
+    /// The vector dimension the `embeddings` table must have, for a worker
+    /// that stores vectors.
+    fn embedding_dimension(_model: &Self::Model) -> Option<usize> {
+        None
+    }
+
+    /// Builds the handlers and HTTP routes (inside the Tokio runtime).
+    ///
+    /// # Errors
+    /// When a setting that depends on the model is wrong, or a thread
+    /// cannot be started.
+    fn build(
+        config: &Self::Config,
+        model: Self::Model,
+        services: Services,
+    ) -> anyhow::Result<Serving>;
+}
+
+/// The whole `main` of a worker binary: compute threads, settings, logging,
+/// the Tokio runtime, [`run`], and an exit that does not wait for a model
+/// thread still busy after the drain deadline.
+///
+/// Call it as the first statement of `main`.
+///
+/// # Errors
+/// When start-up fails (see [`run`]).
+#[allow(unsafe_code)]
+pub fn main<A: WorkerApp>() -> anyhow::Result<()> {
+    // SAFETY: called first in `main` (documented above): no other thread
+    // runs yet to read or write the environment.
+    unsafe { crate::cpu::default_compute_threads() };
+    let config = <A::Config as clap::Parser>::parse();
+    let runtime_args = A::runtime(&config);
+    crate::telemetry::init(&runtime_args.log_level, &runtime_args.log_format)
+        .map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(run::<A>(Arc::new(config)));
+    // A task still running on a blocking thread after the drain deadline has
+    // been requeued by the broker: do not wait for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    outcome
+}
+
+/// Starts the worker in the order the module documents and consumes until
+/// SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// When start-up fails: a bad setting, the model missing, PostgreSQL or
+/// Redis refusing (not merely unreachable: that is waited out), the port
+/// taken, the schema incompatible with the model.
+pub async fn run<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    tracing::info!(config = ?*config, "starting {}", A::NAME);
+    A::check(&config).context("checking the settings")?;
+    let args = A::runtime(&config);
+    let shutdown = crate::shutdown::on_signal();
+    let metrics = Arc::new(Metrics::new(A::WORKER_TYPE)?);
+
+    let model = load_and_warm_up::<A>(config.clone()).await?;
+    let (library, threads) = A::compute_threads(&config);
+    crate::cpu::report_compute_threads(library, threads);
+    let dimension = A::embedding_dimension(&model);
+    let store = crate::storage::connect_with_retry(&args.database.store_config(), &shutdown)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let readiness = Readiness::new(vec![Arc::new(store.clone())]);
+    let services = Services {
+        store: store.clone(),
+        metrics: metrics.clone(),
+    };
+    let serving = A::build(&config, model, services)?;
+    let address = health::serve(
+        &args.metrics_host,
+        args.metrics_port,
+        metrics.clone(),
+        readiness.clone(),
+        serving.http,
+        shutdown.clone(),
+    )
+    .await?;
+    store
+        .prepare(dimension)
+        .await
+        .context("applying database migrations")?;
+    let results = ResultBackend::connect_with_retry(
+        args.result_backend_url(),
+        Duration::from_secs(args.result_expires_secs),
+        &shutdown,
+    )
+    .await
+    .context("connecting to the Redis result backend")?;
+    readiness.set_model_loaded();
+
+    let pairs: Vec<(&str, &str)> = serving
+        .routes
+        .iter()
+        .map(|route| (route.queue.as_str(), route.task))
+        .collect();
+    metrics.initialise(&pairs, &serving.model_name);
+    let mut queues: Vec<String> = Vec::new();
+    let mut router = Router::new();
+    for route in &serving.routes {
+        if !queues.contains(&route.queue) {
+            queues.push(route.queue.clone());
+        }
+        router = router.route(route.task, route.handler.clone());
+    }
+    tracing::info!(
+        model = %serving.model_name,
+        %address,
+        startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "model loaded; consuming"
+    );
+    let spec = WorkerSpec {
+        name: A::NAME.to_owned(),
+        queues,
+        router,
+    };
+    Worker::new(args.clone(), spec, results, metrics, readiness, shutdown)
+        .run()
+        .await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// [`WorkerApp::load`] then [`WorkerApp::warm_up`], on a blocking thread.
+async fn load_and_warm_up<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<A::Model> {
+    tokio::task::spawn_blocking(move || {
+        let model = A::load(&config)?;
+        A::warm_up(&model).context("warming up the model")?;
+        Ok(model)
+    })
+    .await
+    .context("the model loading thread crashed")?
+}
