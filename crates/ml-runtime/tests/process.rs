@@ -1,6 +1,6 @@
 //! One delivery's life through the real [`ml_runtime::Worker`] (CONTRACT
 //! section 4), against the real RabbitMQ and Redis: late ack, retries with
-//! backoff and dead-lettering.
+//! backoff, dead-lettering, `eta` and `expires`.
 //!
 //! Each test consumes a queue of its own with a stub handler (see
 //! `common`) and asserts on what is observable from outside: the messages
@@ -9,13 +9,20 @@
 
 mod common;
 
+use std::time::Duration;
+
 use anyhow::{Context as _, Result, ensure};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use common::{
     RunningWorker, Settings, Stub, TASK, TestQueue, body_json, header, meta, task_id, wait_state,
 };
 use ml_runtime::TaskError;
 use serde_json::{Map, Value, json};
+
+/// `time` as the ISO 8601 text producers put in `eta`/`expires`.
+fn iso(time: DateTime<Utc>) -> Value {
+    json!(time.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
 
 /// Fails unless `meta` records the Python exception `exc_type`, and returns
 /// its message.
@@ -314,6 +321,51 @@ async fn undecodable_messages_are_dead_lettered() -> Result<()> {
         queue.take_all(&queue.name).await?.is_empty(),
         "left in the source queue"
     );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn future_eta_is_held_then_run() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let id = task_id();
+    let eta = Utc::now() + Duration::from_millis(1500);
+    queue.publish(&id, json!({}), &[("eta", iso(eta))]).await?;
+
+    wait_state(&id, "SUCCESS").await?;
+    worker.stop().await?;
+
+    let calls = stub.calls();
+    ensure!(calls.len() == 1, "ran {} times", calls.len());
+    ensure!(
+        calls[0].at >= eta,
+        "ran at {} before its eta {eta}",
+        calls[0].at
+    );
+    queue.assert_empty().await?;
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_task_is_revoked_and_acked() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let id = task_id();
+    let expired = Utc::now() - Duration::from_secs(60);
+    queue
+        .publish(&id, json!({}), &[("expires", iso(expired))])
+        .await?;
+
+    let revoked = wait_state(&id, "REVOKED").await?;
+    worker.stop().await?;
+
+    exception_message(&revoked, "TaskRevokedError")?;
+    ensure!(stub.calls().is_empty(), "an expired task ran");
+    queue.assert_empty().await?;
     queue.delete().await;
     Ok(())
 }
