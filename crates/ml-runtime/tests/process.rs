@@ -1,6 +1,7 @@
 //! One delivery's life through the real [`ml_runtime::Worker`] (CONTRACT
 //! section 4), against the real RabbitMQ and Redis: late ack, retries with
-//! backoff, dead-lettering, `eta` and `expires`.
+//! backoff, dead-lettering, `eta` and `expires`, and what shutdown does to
+//! deliveries that are running, waiting for a slot, or waiting for their eta.
 //!
 //! Each test consumes a queue of its own with a stub handler (see
 //! `common`) and asserts on what is observable from outside: the messages
@@ -366,6 +367,116 @@ async fn expired_task_is_revoked_and_acked() -> Result<()> {
     exception_message(&revoked, "TaskRevokedError")?;
     ensure!(stub.calls().is_empty(), "an expired task ran");
     queue.assert_empty().await?;
+    queue.delete().await;
+    Ok(())
+}
+
+/// Runs one task that blocks in the handler, then a second one that
+/// `settings` and `extra` keep waiting (for a slot, or for its eta), then
+/// shuts down: the running task is drained to SUCCESS and acknowledged,
+/// the waiting one goes back to the queue untouched, and the worker stops
+/// although the waiting task could not have finished within the grace
+/// period (so it was given back, not waited for).
+async fn shutdown_returns_the_waiting_task(
+    settings: Settings,
+    extra: &[(&str, Value)],
+) -> Result<()> {
+    ensure!(
+        Duration::from_secs(settings.shutdown_timeout_secs) > common::PATIENCE,
+        "the grace period must outlast PATIENCE for this check to mean anything"
+    );
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::gated();
+    let worker = RunningWorker::start(&queue, stub.clone(), &settings).await?;
+    let running = task_id();
+    queue.publish(&running, json!({}), &[]).await?;
+    stub.wait_calls(1).await?;
+    let waiting = task_id();
+    queue.publish(&waiting, json!({}), extra).await?;
+    worker.wait_received(&queue, 2).await?;
+
+    worker.begin_shutdown();
+    stub.release(1);
+    worker.stop().await?;
+
+    let success = meta(&running)
+        .await?
+        .context("no result for the running task")?;
+    ensure!(success["status"] == "SUCCESS", "{success}");
+    ensure!(
+        meta(&waiting).await?.is_none(),
+        "the waiting task has a result"
+    );
+    let calls = stub.calls();
+    ensure!(calls.len() == 1, "ran {:?}", calls);
+    let back = queue.take_one(&queue.name).await?;
+    ensure!(
+        body_json(&back)?["id"] == json!(waiting),
+        "{:?}",
+        body_json(&back)?
+    );
+    ensure!(
+        queue.take_all(&queue.dead()).await?.is_empty(),
+        "dead-lettered"
+    );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_requeues_a_task_waiting_for_a_slot() -> Result<()> {
+    let one_slot = Settings {
+        concurrency: 1,
+        shutdown_timeout_secs: 120,
+        ..Settings::default()
+    };
+    shutdown_returns_the_waiting_task(one_slot, &[]).await
+}
+
+#[tokio::test]
+async fn shutdown_requeues_a_task_waiting_for_its_eta() -> Result<()> {
+    let settings = Settings {
+        shutdown_timeout_secs: 120,
+        ..Settings::default()
+    };
+    let in_an_hour = Utc::now() + Duration::from_secs(3600);
+    shutdown_returns_the_waiting_task(settings, &[("eta", iso(in_an_hour))]).await
+}
+
+#[tokio::test]
+async fn shutdown_drains_the_task_in_flight() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::gated();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let in_flight = task_id();
+    queue.publish(&in_flight, json!({}), &[]).await?;
+    stub.wait_calls(1).await?;
+
+    worker.begin_shutdown();
+    // It stops taking deliveries (its consumer is cancelled) but keeps
+    // running until the task in flight is done.
+    worker.wait_not_consuming().await?;
+    let late = task_id();
+    queue.publish(&late, json!({}), &[]).await?;
+    ensure!(!worker.is_finished(), "run returned with a task in flight");
+    ensure!(
+        meta(&in_flight).await?.is_none(),
+        "a result before the handler returned"
+    );
+    stub.release(1);
+    worker.stop().await?;
+
+    let success = meta(&in_flight)
+        .await?
+        .context("the drained task has no result")?;
+    ensure!(success["status"] == "SUCCESS", "{success}");
+    let left = queue.take_one(&queue.name).await?;
+    ensure!(
+        body_json(&left)?["id"] == json!(late),
+        "{:?}",
+        body_json(&left)?
+    );
+    ensure!(stub.calls().len() == 1, "ran {:?}", stub.calls());
     queue.delete().await;
     Ok(())
 }

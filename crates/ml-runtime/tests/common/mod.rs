@@ -58,7 +58,7 @@ pub struct Call {
 
 /// A handler whose result is chosen by the task's `outcome` kwarg
 /// (see [`scripted`]), that records every call and every `on_failure`,
-/// and that, when gated, holds each call for good.
+/// and that, when gated, holds each call until [`Stub::release`].
 #[derive(Default)]
 pub struct Stub {
     gate: Option<Semaphore>,
@@ -72,12 +72,19 @@ impl Stub {
         Arc::new(Self::default())
     }
 
-    /// A stub whose calls never return (a worker stopped mid-task).
+    /// A stub whose calls each wait for one [`Stub::release`].
     pub fn gated() -> Arc<Self> {
         Arc::new(Self {
             gate: Some(Semaphore::new(0)),
             ..Self::default()
         })
+    }
+
+    /// Lets `calls` held (or future) calls of a gated stub finish.
+    pub fn release(&self, calls: usize) {
+        if let Some(gate) = &self.gate {
+            gate.add_permits(calls);
+        }
     }
 
     /// Every call so far, in order.
@@ -214,6 +221,9 @@ impl Settings {
 pub struct RunningWorker {
     shutdown: CancellationToken,
     run: JoinHandle<Result<(), RuntimeError>>,
+    readiness: Readiness,
+    /// The worker's metrics (its own registry).
+    pub metrics: Arc<Metrics>,
 }
 
 impl RunningWorker {
@@ -229,29 +239,75 @@ impl RunningWorker {
         )
         .await
         .context("connecting to Redis (is scripts/setup done?)")?;
+        let metrics = Arc::new(Metrics::new("test")?);
         let shutdown = CancellationToken::new();
         let spec = WorkerSpec {
             name: "process-test".into(),
             queues: vec![queue.name.clone()],
             router: Router::new().route(TASK, stub),
         };
+        // No model here: readiness then hangs on the broker channel alone.
+        let readiness = Readiness::default();
+        readiness.set_model_loaded();
         let worker = Worker::new(
             args,
             spec,
             results,
-            Arc::new(Metrics::new("test")?),
-            Readiness::default(),
+            metrics.clone(),
+            readiness.clone(),
             shutdown.clone(),
         );
         Ok(Self {
             shutdown,
             run: tokio::spawn(worker.run()),
+            readiness,
+            metrics,
         })
     }
 
     /// Fires the shutdown token (what SIGTERM does).
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Whether `run` has returned.
+    pub fn is_finished(&self) -> bool {
+        self.run.is_finished()
+    }
+
+    /// Waits until the worker no longer consumes: its consumers are
+    /// cancelled (the broker confirmed it) and readiness reports the broker
+    /// channel closed. A quorum queue still counts a cancelled consumer
+    /// while it holds unacknowledged deliveries, so the queue's consumer
+    /// count cannot tell this.
+    ///
+    /// # Errors
+    /// When it still consumes after [`PATIENCE`].
+    pub async fn wait_not_consuming(&self) -> Result<()> {
+        ml_testkit::wait::until("the worker to stop consuming", PATIENCE, || async {
+            self.readiness.evaluate().await.is_err().then_some(())
+        })
+        .await
+    }
+
+    /// Deliveries of [`TASK`] taken from `queue` so far (counted before the
+    /// eta wait and the concurrency permit).
+    pub fn received(&self, queue: &TestQueue) -> u64 {
+        self.metrics
+            .task_received
+            .with_label_values(&[queue.name.as_str(), TASK])
+            .get()
+    }
+
+    /// Waits until `count` deliveries of [`TASK`] were taken from `queue`.
+    ///
+    /// # Errors
+    /// When they are not within [`PATIENCE`].
+    pub async fn wait_received(&self, queue: &TestQueue, count: u64) -> Result<()> {
+        ml_testkit::wait::until(&format!("{count} deliveries"), PATIENCE, || async {
+            (self.received(queue) >= count).then_some(())
+        })
+        .await
     }
 
     /// Shuts the worker down and waits until `run` has returned Ok (the
