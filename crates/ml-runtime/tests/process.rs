@@ -480,3 +480,56 @@ async fn shutdown_drains_the_task_in_flight() -> Result<()> {
     queue.delete().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn far_future_eta_is_published_again_after_the_hold_limit() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let id = task_id();
+    let eta = iso(Utc::now() + Duration::from_secs(24 * 3600));
+    queue
+        .publish(&id, json!({}), &[("eta", eta.clone())])
+        .await?;
+    worker.wait_received(&queue, 1).await?;
+
+    // The worker holds it at most ten minutes, then publishes it again with
+    // the same eta and acks the original; it then receives the copy. Paused
+    // time makes the ten minutes instant. It is safe here, unlike in the
+    // other tests, because nothing on this path talks to Redis (see
+    // `common`); lapin has no I/O timeouts on the way.
+    tokio::time::pause();
+    let republished = worker.wait_received(&queue, 2).await;
+    tokio::time::resume();
+    republished?;
+    worker.stop().await?;
+
+    let copy = queue.take_one(&queue.name).await?;
+    ensure!(
+        header(&copy, "id") == Some(id.as_str()),
+        "{:?}",
+        copy.headers
+    );
+    ensure!(
+        copy.headers.get("retries") == Some(&json!(0)),
+        "{:?}",
+        copy.headers
+    );
+    let held_until: DateTime<Utc> = header(&copy, "eta").context("no eta")?.parse()?;
+    let published: DateTime<Utc> = eta.as_str().context("eta")?.parse()?;
+    ensure!(
+        held_until == published,
+        "eta moved from {published} to {held_until}"
+    );
+    ensure!(stub.calls().is_empty(), "ran a day early");
+    ensure!(
+        meta(&id).await?.is_none(),
+        "a result for a task that never ran"
+    );
+    ensure!(
+        queue.take_all(&queue.dead()).await?.is_empty(),
+        "dead-lettered"
+    );
+    queue.delete().await;
+    Ok(())
+}

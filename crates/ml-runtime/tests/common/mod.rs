@@ -17,7 +17,8 @@
 //! idles on a socket, so those fire while Redis is still answering (tried:
 //! connecting fails, and once connected about two stores in three time
 //! out). So the retry backoff is tens of milliseconds and `eta`s are a
-//! second or two away.
+//! second or two away; only the test whose path never touches Redis (a
+//! far-future eta held for the ten-minute limit) pauses time.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
