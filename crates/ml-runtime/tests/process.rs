@@ -1,6 +1,6 @@
 //! One delivery's life through the real [`ml_runtime::Worker`] (CONTRACT
-//! section 4), against the real RabbitMQ and Redis: late ack, retries with
-//! backoff, dead-lettering, `eta` and `expires`, and what shutdown does to
+//! section 4), against the real RabbitMQ and Redis: late ack (also when Redis cannot
+//! store the result), retries with backoff, dead-lettering, `eta` and `expires`, and what shutdown does to
 //! deliveries that are running, waiting for a slot, or waiting for their eta.
 //!
 //! Each test consumes a queue of its own with a stub handler (see
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use chrono::{DateTime, SecondsFormat, Utc};
+use common::relay::RedisRelay;
 use common::{
     RunningWorker, Settings, Stub, TASK, TestQueue, body_json, header, meta, task_id, wait_state,
 };
@@ -70,6 +71,56 @@ async fn delivery_stays_unacked_until_its_result_is_stored() -> Result<()> {
     second.stop().await?;
     queue.assert_empty().await?;
     ensure!(stub.calls().len() == 1, "ran {} times", stub.calls().len());
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn result_that_cannot_be_stored_is_never_acked_as_success() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let relay = RedisRelay::start().await?;
+    let stub = Stub::new();
+    let settings = Settings {
+        max_retries: 1,
+        result_backend: Some(relay.url.clone()),
+        ..Settings::default()
+    };
+    let worker = RunningWorker::start(&queue, stub.clone(), &settings).await?;
+    relay.cut();
+    let id = task_id();
+    queue.publish(&id, json!({}), &[]).await?;
+
+    // The handler succeeds every time, but SUCCESS cannot be stored: that
+    // is a transient failure, retried, then dead-lettered; never an ack.
+    // Every store after the cut first waits out redis-rs's reconnect
+    // attempts (about 6 s), hence the longer deadline.
+    queue
+        .wait_ready_within(&queue.dead(), 1, 3 * common::PATIENCE)
+        .await?;
+    worker.stop().await?;
+
+    let attempts: Vec<u32> = stub.calls().iter().map(|call| call.task.retries).collect();
+    ensure!(attempts == [0, 1], "attempts by retries: {attempts:?}");
+    let failures = stub.failures();
+    ensure!(
+        matches!(failures.as_slice(), [(failed, TaskError::Transient(why))]
+            if *failed == id && why.starts_with("result backend")),
+        "on_failure calls: {failures:?}"
+    );
+    let dead = queue.take_one(&queue.dead()).await?;
+    let reason = header(&dead, "x-death-reason").context("no reason header")?;
+    ensure!(
+        reason.starts_with("retries exhausted after 2 attempts: transient failure: result backend"),
+        "{reason}"
+    );
+    ensure!(
+        meta(&id).await?.is_none(),
+        "a result got through the cut relay"
+    );
+    ensure!(
+        queue.take_all(&queue.name).await?.is_empty(),
+        "left in the source queue"
+    );
     queue.delete().await;
     Ok(())
 }

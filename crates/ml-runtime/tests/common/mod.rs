@@ -9,6 +9,7 @@
 //! | [`RunningWorker`] | `Worker::new(..).run()` spawned on the test's runtime, stopped through its shutdown token |
 //! | [`TestQueue`] | a fresh `<name>.test-<hex>` queue (and its `.dead`), publishing to it, counting and taking its messages |
 //! | [`meta`], [`wait_state`] | the `celery-task-meta-<id>` value in Redis |
+//! | [`relay`] | a relay in front of Redis that a test can cut |
 //!
 //! Waits use short real durations, not paused Tokio time:
 //! `ResultBackend::connect` opens its Redis connection with redis-rs's
@@ -40,6 +41,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub mod relay;
 
 /// The task name the stub is routed under.
 pub const TASK: &str = "tests.process.stub";
@@ -170,6 +173,8 @@ pub struct Settings {
     pub retry_backoff_secs: f64,
     /// `WORKER_SHUTDOWN_TIMEOUT`.
     pub shutdown_timeout_secs: u64,
+    /// `CELERY_RESULT_BACKEND`, when not the Redis of the environment.
+    pub result_backend: Option<String>,
 }
 
 impl Default for Settings {
@@ -181,6 +186,7 @@ impl Default for Settings {
             max_retries: 3,
             retry_backoff_secs: 0.05,
             shutdown_timeout_secs: 30,
+            result_backend: None,
         }
     }
 }
@@ -196,7 +202,7 @@ struct Cli {
 impl Settings {
     fn runtime_args(&self) -> Result<RuntimeArgs> {
         let backoff = self.retry_backoff_secs.to_string();
-        let cli = Cli::try_parse_from([
+        let mut cli = Cli::try_parse_from([
             "process-test",
             "--concurrency",
             &self.concurrency.to_string(),
@@ -213,6 +219,9 @@ impl Settings {
             "--result-expires-secs",
             "600",
         ])?;
+        if let Some(url) = &self.result_backend {
+            cli.runtime.result_backend = Some(url.clone());
+        }
         Ok(cli.runtime)
     }
 }
@@ -432,9 +441,22 @@ impl TestQueue {
     /// # Errors
     /// When it does not within [`PATIENCE`].
     pub async fn wait_ready(&self, queue: &str, count: u32) -> Result<()> {
+        self.wait_ready_within(queue, count, PATIENCE).await
+    }
+
+    /// [`TestQueue::wait_ready`] with a deadline of its own.
+    ///
+    /// # Errors
+    /// When it does not within `deadline`.
+    pub async fn wait_ready_within(
+        &self,
+        queue: &str,
+        count: u32,
+        deadline: Duration,
+    ) -> Result<()> {
         ml_testkit::wait::until(
             &format!("{count} ready messages in {queue}"),
-            PATIENCE,
+            deadline,
             || async { (self.counts(queue).await.ok()?.0 == count).then_some(()) },
         )
         .await
