@@ -1,0 +1,121 @@
+//! The scripted [`Handler`] the tests route [`TASK`](super::TASK) to.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ml_runtime::{Handler, Task, TaskError};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::PATIENCE;
+
+/// One call of [`Stub::handle`].
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The task it was given.
+    pub task: Task,
+    /// Wall-clock time of the call (compared with the task's `eta`).
+    pub at: DateTime<Utc>,
+}
+
+/// A handler whose result is chosen by the task's `outcome` kwarg
+/// (see [`scripted`]), that records every call and every `on_failure`,
+/// and that, when gated, holds each call until [`Stub::release`].
+#[derive(Default)]
+pub struct Stub {
+    gate: Option<Semaphore>,
+    calls: Mutex<Vec<Call>>,
+    failures: Mutex<Vec<(String, TaskError)>>,
+}
+
+impl Stub {
+    /// A stub that answers at once.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// A stub whose calls each wait for one [`Stub::release`].
+    pub fn gated() -> Arc<Self> {
+        Arc::new(Self {
+            gate: Some(Semaphore::new(0)),
+            ..Self::default()
+        })
+    }
+
+    /// Lets `calls` held (or future) calls of a gated stub finish.
+    pub fn release(&self, calls: usize) {
+        if let Some(gate) = &self.gate {
+            gate.add_permits(calls);
+        }
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The task id and error of every `on_failure` so far, in order.
+    pub fn failures(&self) -> Vec<(String, TaskError)> {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until the stub has been called `count` times.
+    ///
+    /// # Errors
+    /// When it is not within [`PATIENCE`].
+    pub async fn wait_calls(&self, count: usize) -> Result<Vec<Call>> {
+        ml_testkit::wait::until(&format!("{count} handler calls"), PATIENCE, || async {
+            let calls = self.calls();
+            (calls.len() >= count).then_some(calls)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Handler for Stub {
+    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Call {
+                task: task.clone(),
+                at: Utc::now(),
+            });
+        if let Some(gate) = &self.gate {
+            let permit = gate
+                .acquire()
+                .await
+                .map_err(|_| TaskError::Permanent("stub gate closed".into()))?;
+            permit.forget();
+        }
+        scripted(task)
+    }
+
+    async fn on_failure(&self, task: &Task, error: &TaskError) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((task.id.clone(), error.clone()));
+    }
+}
+
+/// The stub's answer to `task`, by its `outcome` kwarg: `transient`,
+/// `permanent` and `invalid` fail that way; anything else (or none)
+/// succeeds with `{"handled": <task id>}`.
+pub fn scripted(task: &Task) -> Result<Value, TaskError> {
+    match task.kwargs.get("outcome").and_then(Value::as_str) {
+        Some("transient") => Err(TaskError::Transient("stub dependency is down".into())),
+        Some("permanent") => Err(TaskError::Permanent("stub cannot read this input".into())),
+        Some("invalid") => Err(TaskError::InvalidArguments("stub needs a share_id".into())),
+        _ => Ok(json!({"handled": task.id})),
+    }
+}

@@ -1,0 +1,586 @@
+//! One delivery's life through the real [`ml_runtime::Worker`] (CONTRACT
+//! section 4), against the real RabbitMQ and Redis: late ack (also when Redis cannot
+//! store the result), retries with backoff, dead-lettering, `eta` and `expires`, and what shutdown does to
+//! deliveries that are running, waiting for a slot, or waiting for their eta.
+//!
+//! Each test consumes a queue of its own with a stub handler (see
+//! `common`) and asserts on what is observable from outside: the messages
+//! left in the queue and its `.dead` queue, their headers, and the Celery
+//! results in Redis.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use chrono::{DateTime, SecondsFormat, Utc};
+use common::relay::RedisRelay;
+use common::{
+    RunningWorker, Settings, Stub, TASK, TestQueue, body_json, header, meta, task_id, wait_state,
+};
+use ml_runtime::TaskError;
+use serde_json::{Map, Value, json};
+
+/// `time` as the ISO 8601 text producers put in `eta`/`expires`.
+fn iso(time: DateTime<Utc>) -> Value {
+    json!(time.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// Fails unless `meta` records the Python exception `exc_type`, and returns
+/// its message.
+fn exception_message(meta: &Value, exc_type: &str) -> Result<String> {
+    ensure!(
+        meta["result"]["exc_type"] == exc_type,
+        "expected {exc_type}, got {meta}"
+    );
+    meta["result"]["exc_message"][0]
+        .as_str()
+        .map(str::to_owned)
+        .context("exception without a message")
+}
+
+#[tokio::test]
+async fn delivery_stays_unacked_until_its_result_is_stored() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let id = task_id();
+    queue.publish(&id, json!({}), &[]).await?;
+
+    // A worker that stops without grace while the handler is still running
+    // must leave the delivery unacknowledged: the broker gets it back.
+    let stuck = Stub::gated();
+    let abandoned = Settings {
+        shutdown_timeout_secs: 0,
+        ..Settings::default()
+    };
+    let first = RunningWorker::start(&queue, stuck.clone(), &abandoned).await?;
+    stuck.wait_calls(1).await?;
+    ensure!(
+        meta(&id).await?.is_none(),
+        "a result before the handler returned"
+    );
+    first.stop().await?;
+    queue.wait_ready(&queue.name, 1).await?;
+    ensure!(meta(&id).await?.is_none(), "a result for an abandoned task");
+
+    // The next worker runs it to the end: SUCCESS is stored, then the
+    // delivery is acknowledged, so nothing is left once it stops.
+    let stub = Stub::new();
+    let second = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let success = wait_state(&id, "SUCCESS").await?;
+    ensure!(success["result"] == json!({"handled": id}), "{success}");
+    second.stop().await?;
+    queue.assert_empty().await?;
+    ensure!(stub.calls().len() == 1, "ran {} times", stub.calls().len());
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn result_that_cannot_be_stored_is_never_acked_as_success() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let relay = RedisRelay::start().await?;
+    let stub = Stub::new();
+    let settings = Settings {
+        max_retries: 1,
+        result_backend: Some(relay.url.clone()),
+        ..Settings::default()
+    };
+    let worker = RunningWorker::start(&queue, stub.clone(), &settings).await?;
+    relay.cut();
+    let id = task_id();
+    queue.publish(&id, json!({}), &[]).await?;
+
+    // The handler succeeds every time, but SUCCESS cannot be stored: that
+    // is a transient failure, retried, then dead-lettered; never an ack.
+    // Every store after the cut first waits out redis-rs's reconnect
+    // attempts (about 6 s), hence the longer deadline.
+    queue
+        .wait_ready_within(&queue.dead(), 1, 3 * common::PATIENCE)
+        .await?;
+    worker.stop().await?;
+
+    let attempts: Vec<u32> = stub.calls().iter().map(|call| call.task.retries).collect();
+    ensure!(attempts == [0, 1], "attempts by retries: {attempts:?}");
+    let failures = stub.failures();
+    ensure!(
+        matches!(failures.as_slice(), [(failed, TaskError::Transient(why))]
+            if *failed == id && why.starts_with("result backend")),
+        "on_failure calls: {failures:?}"
+    );
+    let dead = queue.take_one(&queue.dead()).await?;
+    let reason = header(&dead, "x-death-reason").context("no reason header")?;
+    ensure!(
+        reason.starts_with("retries exhausted after 2 attempts: transient failure: result backend"),
+        "{reason}"
+    );
+    ensure!(
+        meta(&id).await?.is_none(),
+        "a result got through the cut relay"
+    );
+    ensure!(
+        queue.take_all(&queue.name).await?.is_empty(),
+        "left in the source queue"
+    );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn transient_failure_publishes_a_retry_with_an_eta() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    // A backoff of a minute (jittered to 30–60 s) keeps the retry waiting
+    // for its eta, so it is still there to read when the worker stops.
+    let slow_backoff = Settings {
+        retry_backoff_secs: 60.0,
+        ..Settings::default()
+    };
+    let worker = RunningWorker::start(&queue, stub.clone(), &slow_backoff).await?;
+    let id = task_id();
+    let kwargs = json!({"outcome": "transient", "text": "kept as is"});
+    queue.publish(&id, kwargs.clone(), &[]).await?;
+
+    let retry_state = wait_state(&id, "RETRY").await?;
+    exception_message(&retry_state, "ConnectionError")?;
+    worker.stop().await?;
+
+    // The original was acknowledged; only the retry is left, in Celery
+    // protocol 2 with `retries` + 1 and an eta one backoff after the failure.
+    let retry = queue.take_one(&queue.name).await?;
+    ensure!(
+        header(&retry, "id") == Some(id.as_str()),
+        "{:?}",
+        retry.headers
+    );
+    ensure!(header(&retry, "task") == Some(TASK), "{:?}", retry.headers);
+    ensure!(
+        retry.headers.get("retries") == Some(&json!(1)),
+        "{:?}",
+        retry.headers
+    );
+    let eta: DateTime<Utc> = header(&retry, "eta")
+        .context("retry without an eta")?
+        .parse()?;
+    let failed_at = stub.calls().first().context("never called")?.at;
+    let delay = eta - failed_at;
+    ensure!(
+        delay >= chrono::Duration::seconds(29) && delay <= chrono::Duration::seconds(61),
+        "eta {eta} is {delay} after the failure, not one 30–60 s backoff"
+    );
+    ensure!(
+        body_json(&retry)?[1] == kwargs,
+        "kwargs changed: {:?}",
+        body_json(&retry)?
+    );
+    ensure!(stub.calls().len() == 1, "the retry ran before its eta");
+    ensure!(stub.failures().is_empty(), "on_failure called for a retry");
+    ensure!(
+        queue.take_all(&queue.dead()).await?.is_empty(),
+        "dead-lettered"
+    );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn exhausted_retries_dead_letter_the_task_once() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let two_retries = Settings {
+        max_retries: 2,
+        ..Settings::default()
+    };
+    let worker = RunningWorker::start(&queue, stub.clone(), &two_retries).await?;
+    let id = task_id();
+    queue
+        .publish(&id, json!({"outcome": "transient"}), &[])
+        .await?;
+
+    let failure = wait_state(&id, "FAILURE").await?;
+    worker.stop().await?;
+
+    let attempts: Vec<u32> = stub.calls().iter().map(|call| call.task.retries).collect();
+    ensure!(attempts == [0, 1, 2], "attempts by retries: {attempts:?}");
+    let failures = stub.failures();
+    ensure!(
+        matches!(failures.as_slice(), [(failed, TaskError::Transient(_))] if *failed == id),
+        "on_failure calls: {failures:?}"
+    );
+    let message = exception_message(&failure, "ConnectionError")?;
+    ensure!(
+        message.contains("retries exhausted after 3 attempts"),
+        "{message}"
+    );
+
+    let dead = queue.take_one(&queue.dead()).await?;
+    let reason = header(&dead, "x-death-reason").context("no reason header")?;
+    ensure!(
+        reason.contains("retries exhausted after 3 attempts"),
+        "{reason}"
+    );
+    ensure!(header(&dead, "x-original-queue") == Some(queue.name.as_str()));
+    ensure!(header(&dead, "x-task-id") == Some(id.as_str()));
+    ensure!(header(&dead, "x-task-name") == Some(TASK));
+    ensure!(
+        dead.headers.get("x-retries") == Some(&json!(2)),
+        "{:?}",
+        dead.headers
+    );
+    ensure!(
+        queue.take_all(&queue.name).await?.is_empty(),
+        "left in the source queue"
+    );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn permanent_failures_dead_letter_without_retry() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    // (outcome kwarg, Python exception, dead-letter reason)
+    let cases = [
+        ("permanent", "RuntimeError", "stub cannot read this input"),
+        (
+            "invalid",
+            "ValueError",
+            "invalid task arguments: stub needs a share_id",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (outcome, _, _) in cases {
+        let id = task_id();
+        queue.publish(&id, json!({"outcome": outcome}), &[]).await?;
+        ids.push(id);
+    }
+    let mut failures = Vec::new();
+    for id in &ids {
+        failures.push(wait_state(id, "FAILURE").await?);
+    }
+    worker.stop().await?;
+
+    ensure!(
+        stub.calls().len() == cases.len(),
+        "retried: {:?}",
+        stub.calls()
+    );
+    let dead = queue.take_all(&queue.dead()).await?;
+    ensure!(dead.len() == cases.len(), "{} dead letters", dead.len());
+    for ((id, failure), (_, exc_type, reason)) in ids.iter().zip(&failures).zip(cases) {
+        ensure!(exception_message(failure, exc_type)? == reason);
+        let letter = dead
+            .iter()
+            .find(|letter| header(letter, "x-task-id") == Some(id.as_str()))
+            .with_context(|| format!("no dead letter for {id}"))?;
+        ensure!(
+            header(letter, "x-death-reason") == Some(reason),
+            "{:?}",
+            letter.headers
+        );
+        ensure!(letter.headers.get("x-retries") == Some(&json!(0)));
+        // The original message, not a re-encoding of it.
+        ensure!(body_json(letter)?["id"] == json!(id), "body changed");
+        let on_failure = stub.failures().iter().filter(|(f, _)| f == id).count();
+        ensure!(
+            on_failure == 1,
+            "on_failure called {on_failure} times for {id}"
+        );
+    }
+    ensure!(
+        queue.take_all(&queue.name).await?.is_empty(),
+        "left in the source queue"
+    );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_task_name_is_dead_lettered() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let id = task_id();
+    let unknown = "tests.process.nobody_serves_this";
+    queue.publish_named(unknown, &id, json!({}), &[]).await?;
+
+    let failure = wait_state(&id, "FAILURE").await?;
+    worker.stop().await?;
+
+    let message = exception_message(&failure, "NotRegistered")?;
+    ensure!(
+        message.contains(unknown) && message.contains(TASK),
+        "{message}"
+    );
+    let dead = queue.take_one(&queue.dead()).await?;
+    ensure!(
+        header(&dead, "x-task-name") == Some(unknown),
+        "{:?}",
+        dead.headers
+    );
+    ensure!(header(&dead, "x-death-reason") == Some(message.as_str()));
+    ensure!(
+        stub.calls().is_empty() && stub.failures().is_empty(),
+        "the stub was involved"
+    );
+    ensure!(
+        queue.take_all(&queue.name).await?.is_empty(),
+        "left in the source queue"
+    );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn undecodable_messages_are_dead_lettered() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    // Not JSON at all: nothing identifies the task.
+    let garbage = b"{not json".to_vec();
+    queue.publish_raw(&garbage, Map::new()).await?;
+    // Protocol 2 headers with a body of the wrong shape: the id is known,
+    // so the failure is recorded for it too.
+    let id = task_id();
+    let headers = json!({"lang": "py", "task": TASK, "id": id, "retries": 0});
+    queue
+        .publish_raw(
+            br#"{"not": "a triple"}"#,
+            headers.as_object().cloned().unwrap_or_default(),
+        )
+        .await?;
+
+    queue.wait_ready(&queue.dead(), 2).await?;
+    let failure = wait_state(&id, "FAILURE").await?;
+    worker.stop().await?;
+
+    ensure!(exception_message(&failure, "ValueError")?.starts_with("undecodable message"));
+    let dead = queue.take_all(&queue.dead()).await?;
+    let bare = dead
+        .iter()
+        .find(|letter| letter.body == garbage)
+        .context("the garbage was not dead-lettered as is")?;
+    let reason = header(bare, "x-death-reason").context("no reason")?;
+    ensure!(reason.starts_with("undecodable message"), "{reason}");
+    ensure!(header(bare, "x-task-id").is_none(), "{:?}", bare.headers);
+    ensure!(
+        dead.iter()
+            .any(|letter| header(letter, "x-task-id") == Some(id.as_str())),
+        "no dead letter for the misshapen task"
+    );
+    ensure!(stub.calls().is_empty(), "a handler ran: {:?}", stub.calls());
+    ensure!(
+        queue.take_all(&queue.name).await?.is_empty(),
+        "left in the source queue"
+    );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn future_eta_is_held_then_run() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let id = task_id();
+    let eta = Utc::now() + Duration::from_millis(1500);
+    queue.publish(&id, json!({}), &[("eta", iso(eta))]).await?;
+
+    wait_state(&id, "SUCCESS").await?;
+    worker.stop().await?;
+
+    let calls = stub.calls();
+    ensure!(calls.len() == 1, "ran {} times", calls.len());
+    ensure!(
+        calls[0].at >= eta,
+        "ran at {} before its eta {eta}",
+        calls[0].at
+    );
+    queue.assert_empty().await?;
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_task_is_revoked_and_acked() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let id = task_id();
+    let expired = Utc::now() - Duration::from_secs(60);
+    queue
+        .publish(&id, json!({}), &[("expires", iso(expired))])
+        .await?;
+
+    let revoked = wait_state(&id, "REVOKED").await?;
+    worker.stop().await?;
+
+    exception_message(&revoked, "TaskRevokedError")?;
+    ensure!(stub.calls().is_empty(), "an expired task ran");
+    queue.assert_empty().await?;
+    queue.delete().await;
+    Ok(())
+}
+
+/// Runs one task that blocks in the handler, then a second one that
+/// `settings` and `extra` keep waiting (for a slot, or for its eta), then
+/// shuts down: the running task is drained to SUCCESS and acknowledged,
+/// the waiting one goes back to the queue untouched, and the worker stops
+/// although the waiting task could not have finished within the grace
+/// period (so it was given back, not waited for).
+async fn shutdown_returns_the_waiting_task(
+    settings: Settings,
+    extra: &[(&str, Value)],
+) -> Result<()> {
+    ensure!(
+        Duration::from_secs(settings.shutdown_timeout_secs) > common::PATIENCE,
+        "the grace period must outlast PATIENCE for this check to mean anything"
+    );
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::gated();
+    let worker = RunningWorker::start(&queue, stub.clone(), &settings).await?;
+    let running = task_id();
+    queue.publish(&running, json!({}), &[]).await?;
+    stub.wait_calls(1).await?;
+    let waiting = task_id();
+    queue.publish(&waiting, json!({}), extra).await?;
+    worker.wait_received(&queue, 2).await?;
+
+    worker.begin_shutdown();
+    stub.release(1);
+    worker.stop().await?;
+
+    let success = meta(&running)
+        .await?
+        .context("no result for the running task")?;
+    ensure!(success["status"] == "SUCCESS", "{success}");
+    ensure!(
+        meta(&waiting).await?.is_none(),
+        "the waiting task has a result"
+    );
+    let calls = stub.calls();
+    ensure!(calls.len() == 1, "ran {:?}", calls);
+    let back = queue.take_one(&queue.name).await?;
+    ensure!(
+        body_json(&back)?["id"] == json!(waiting),
+        "{:?}",
+        body_json(&back)?
+    );
+    ensure!(
+        queue.take_all(&queue.dead()).await?.is_empty(),
+        "dead-lettered"
+    );
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_requeues_a_task_waiting_for_a_slot() -> Result<()> {
+    let one_slot = Settings {
+        concurrency: 1,
+        shutdown_timeout_secs: 120,
+        ..Settings::default()
+    };
+    shutdown_returns_the_waiting_task(one_slot, &[]).await
+}
+
+#[tokio::test]
+async fn shutdown_requeues_a_task_waiting_for_its_eta() -> Result<()> {
+    let settings = Settings {
+        shutdown_timeout_secs: 120,
+        ..Settings::default()
+    };
+    let in_an_hour = Utc::now() + Duration::from_secs(3600);
+    shutdown_returns_the_waiting_task(settings, &[("eta", iso(in_an_hour))]).await
+}
+
+#[tokio::test]
+async fn shutdown_drains_the_task_in_flight() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::gated();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let in_flight = task_id();
+    queue.publish(&in_flight, json!({}), &[]).await?;
+    stub.wait_calls(1).await?;
+
+    worker.begin_shutdown();
+    // It stops taking deliveries (its consumer is cancelled) but keeps
+    // running until the task in flight is done.
+    worker.wait_not_consuming().await?;
+    let late = task_id();
+    queue.publish(&late, json!({}), &[]).await?;
+    ensure!(!worker.is_finished(), "run returned with a task in flight");
+    ensure!(
+        meta(&in_flight).await?.is_none(),
+        "a result before the handler returned"
+    );
+    stub.release(1);
+    worker.stop().await?;
+
+    let success = meta(&in_flight)
+        .await?
+        .context("the drained task has no result")?;
+    ensure!(success["status"] == "SUCCESS", "{success}");
+    let left = queue.take_one(&queue.name).await?;
+    ensure!(
+        body_json(&left)?["id"] == json!(late),
+        "{:?}",
+        body_json(&left)?
+    );
+    ensure!(stub.calls().len() == 1, "ran {:?}", stub.calls());
+    queue.delete().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn far_future_eta_is_published_again_after_the_hold_limit() -> Result<()> {
+    let queue = TestQueue::declare().await?;
+    let stub = Stub::new();
+    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let id = task_id();
+    let eta = iso(Utc::now() + Duration::from_secs(24 * 3600));
+    queue
+        .publish(&id, json!({}), &[("eta", eta.clone())])
+        .await?;
+    worker.wait_received(&queue, 1).await?;
+
+    // The worker holds it at most ten minutes, then publishes it again with
+    // the same eta and acks the original; it then receives the copy. Paused
+    // time makes the ten minutes instant. It is safe here, unlike in the
+    // other tests, because nothing on this path talks to Redis (see
+    // `common`); lapin has no I/O timeouts on the way.
+    tokio::time::pause();
+    let republished = worker.wait_received(&queue, 2).await;
+    tokio::time::resume();
+    republished?;
+    worker.stop().await?;
+
+    let copy = queue.take_one(&queue.name).await?;
+    ensure!(
+        header(&copy, "id") == Some(id.as_str()),
+        "{:?}",
+        copy.headers
+    );
+    ensure!(
+        copy.headers.get("retries") == Some(&json!(0)),
+        "{:?}",
+        copy.headers
+    );
+    let held_until: DateTime<Utc> = header(&copy, "eta").context("no eta")?.parse()?;
+    let published: DateTime<Utc> = eta.as_str().context("eta")?.parse()?;
+    ensure!(
+        held_until == published,
+        "eta moved from {published} to {held_until}"
+    );
+    ensure!(stub.calls().is_empty(), "ran a day early");
+    ensure!(
+        meta(&id).await?.is_none(),
+        "a result for a task that never ran"
+    );
+    ensure!(
+        queue.take_all(&queue.dead()).await?.is_empty(),
+        "dead-lettered"
+    );
+    queue.delete().await;
+    Ok(())
+}
