@@ -11,7 +11,7 @@ use ml_runtime::RuntimeArgs;
 /// `summarize_llm` rows to PostgreSQL.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "llm-worker", version, about)]
-#[command(mut_arg("metrics_port", |arg| arg.required(false).default_value("9091")))]
+#[command(mut_arg("metrics_port", |arg| arg.default_value("9091")))]
 pub struct Config {
     #[command(flatten)]
     pub runtime: RuntimeArgs,

@@ -12,10 +12,10 @@ pub struct RuntimeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
-    /// Port of the /metrics, /healthz and /readyz server.
-    // No default here: each worker sets its own (9091, 9092, 9093) with
+    /// Port of the /metrics, /healthz and /readyz server (0: any free port).
+    // Each worker sets its own default (9091, 9092, 9093) with
     // `mut_arg("metrics_port", ..)`.
-    #[arg(long, env = "PROMETHEUS_METRICS_PORT")]
+    #[arg(long, env = "PROMETHEUS_METRICS_PORT", default_value_t = 0)]
     pub metrics_port: u16,
 
     /// AMQP URL of the RabbitMQ broker.

@@ -17,7 +17,7 @@ use crate::service::BatchLimits;
 // Embed tasks mostly wait for the shared model thread, which batches across
 // them: more tasks in flight make bigger forward passes.
 #[command(mut_arg("concurrency", |arg| arg.default_value("8")))]
-#[command(mut_arg("metrics_port", |arg| arg.required(false).default_value("9093")))]
+#[command(mut_arg("metrics_port", |arg| arg.default_value("9093")))]
 pub struct Config {
     #[command(flatten)]
     pub runtime: RuntimeArgs,

@@ -15,7 +15,7 @@ use ml_transcription::TranscriberConfig;
 #[command(mut_arg("concurrency", |arg| arg.default_value("1")))]
 // The contract's cap: longer media is refused, not transcribed for an hour.
 #[command(mut_arg("media_max_duration_secs", |arg| arg.default_value("1800")))]
-#[command(mut_arg("metrics_port", |arg| arg.required(false).default_value("9092")))]
+#[command(mut_arg("metrics_port", |arg| arg.default_value("9092")))]
 pub struct Config {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
