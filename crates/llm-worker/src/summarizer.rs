@@ -79,9 +79,11 @@ impl Summarizer {
         let llm = self.llm.clone();
         let sampling = self.sampling;
         let request = request.clone();
-        tokio::task::spawn_blocking(move || run(&llm, &request, sampling, word_count))
-            .await
-            .map_err(|e| TaskError::Permanent(format!("the model thread crashed: {e}")))?
+        ml_runtime::telemetry::spawn_blocking_in_span(move || {
+            run(&llm, &request, sampling, word_count)
+        })
+        .await
+        .map_err(|e| TaskError::Permanent(format!("the model thread crashed: {e}")))?
     }
 }
 

@@ -149,9 +149,10 @@ pub trait WorkerApp: 'static {
     ) -> anyhow::Result<Serving>;
 }
 
-/// The whole `main` of a worker binary: compute threads, settings, logging,
-/// the Tokio runtime, [`run`], and an exit that does not wait for a model
-/// thread still busy after the drain deadline.
+/// The whole `main` of a worker binary: compute threads, settings, logging
+/// and trace export, the Tokio runtime, [`run`], and an exit that flushes
+/// the last spans but does not wait for a model thread still busy after the
+/// drain deadline.
 ///
 /// Call it as the first statement of `main`.
 ///
@@ -163,9 +164,7 @@ pub fn main<A: WorkerApp>() -> anyhow::Result<()> {
     // runs yet to read or write the environment.
     unsafe { crate::cpu::default_compute_threads() };
     let config = <A::Config as clap::Parser>::parse();
-    let runtime_args = A::runtime(&config);
-    crate::telemetry::init(&runtime_args.log_level, &runtime_args.log_format)
-        .map_err(anyhow::Error::msg)?;
+    crate::telemetry::init(A::runtime(&config), A::NAME).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -173,6 +172,7 @@ pub fn main<A: WorkerApp>() -> anyhow::Result<()> {
     // A task still running on a blocking thread after the drain deadline has
     // been requeued by the broker: do not wait for it.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    crate::telemetry::shutdown();
     outcome
 }
 

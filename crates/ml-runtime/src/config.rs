@@ -85,8 +85,10 @@ pub struct RuntimeArgs {
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: String,
 
-    /// OTLP endpoint of the old deployment. Accepted for compatibility; trace
-    /// ids from `traceparent` are logged on every task line.
+    /// Base OTLP/HTTP endpoint (e.g. `http://otel-collector:4318`): when set,
+    /// task spans are exported to `<endpoint>/v1/traces` as children of the
+    /// message's `traceparent`; unset, nothing is exported. See
+    /// `telemetry::init` for the other OTEL_* variables.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otel_endpoint: Option<String>,
 }

@@ -24,7 +24,7 @@
 //! | [`metrics`] | the Prometheus registry with the contract's metric names |
 //! | [`health`] | the axum server for `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | one token fired by SIGTERM or Ctrl-C |
-//! | [`telemetry`] | JSON logging set-up |
+//! | [`telemetry`] | JSON logging set-up; OTLP export of task spans when configured |
 
 pub mod app;
 pub mod arguments;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 
 use crate::backoff;
-use crate::decode::{RawMessage, decode};
+use crate::decode::{DecodeError, RawMessage, decode};
 use crate::error::TaskError;
 use crate::handler::{Handler, Router};
 use crate::headers::table_to_json;
@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::publisher::{DeadLetter, Publisher};
 use crate::results::{ResultBackend, TaskState, exception};
 use crate::task::Task;
+use crate::telemetry;
 
 /// Label used for task names that no route knows (keeps labels bounded).
 const UNKNOWN_TASK: &str = "unknown";
@@ -50,6 +51,15 @@ pub(crate) async fn process(
     queue: String,
     delivery: Delivery,
 ) {
+    let run = Delivered {
+        context: &context,
+        publisher: &publisher,
+        queue: &queue,
+        delivery: &delivery,
+    };
+    // Decoded before the span exists: its parent (the message's
+    // `traceparent`) can only be set before the span is first entered.
+    let decoded = run.decode();
     let span = tracing::info_span!(
         "task",
         queue = %queue,
@@ -59,13 +69,26 @@ pub(crate) async fn process(
         trace_id = field::Empty,
         retries = field::Empty,
     );
-    let run = Delivered {
-        context: &context,
-        publisher: &publisher,
-        queue: &queue,
-        delivery: &delivery,
-    };
-    run.process().instrument(span).await;
+    match &decoded {
+        Ok(task) => {
+            span.record("task_id", task.id.as_str());
+            span.record("task_name", task.name.as_str());
+            span.record("retries", task.retries);
+            if let Some(share_id) = task.share_id_hint() {
+                span.record("share_id", share_id);
+            }
+            if let Some(trace_id) = task.trace_id() {
+                span.record("trace_id", trace_id);
+            }
+            telemetry::set_remote_parent(&span, task.traceparent.as_deref());
+        }
+        Err(error) => {
+            if let Some(id) = &error.task_id {
+                span.record("task_id", id.as_str());
+            }
+        }
+    }
+    run.process(decoded).instrument(span).await;
 }
 
 struct Delivered<'a> {
@@ -76,7 +99,7 @@ struct Delivered<'a> {
 }
 
 impl Delivered<'_> {
-    async fn process(&self) {
+    fn decode(&self) -> Result<Task, DecodeError> {
         let headers = self
             .delivery
             .properties
@@ -92,13 +115,13 @@ impl Delivered<'_> {
             content_encoding: properties.content_encoding().as_ref().map(|s| s.as_str()),
             correlation_id: properties.correlation_id().as_ref().map(|s| s.as_str()),
         };
-        let task = match decode(&raw) {
+        decode(&raw)
+    }
+
+    async fn process(&self, decoded: Result<Task, DecodeError>) {
+        let task = match decoded {
             Ok(task) => task,
             Err(error) => {
-                let span = tracing::Span::current();
-                if let Some(id) = &error.task_id {
-                    span.record("task_id", id.as_str());
-                }
                 let label = self.task_label(error.task_name.as_deref());
                 self.count_received(label);
                 self.context
@@ -118,16 +141,6 @@ impl Delivered<'_> {
                 return;
             }
         };
-        let span = tracing::Span::current();
-        span.record("task_id", task.id.as_str());
-        span.record("task_name", task.name.as_str());
-        span.record("retries", task.retries);
-        if let Some(share_id) = task.share_id_hint() {
-            span.record("share_id", share_id);
-        }
-        if let Some(trace_id) = task.trace_id() {
-            span.record("trace_id", trace_id);
-        }
         let label = self.task_label(Some(&task.name));
         self.count_received(label);
         let Some(handler) = self.context.router.get(&task.name).cloned() else {

@@ -96,7 +96,7 @@ impl EmbedHandler {
     async fn prepare(&self, requests: Vec<EmbedRequest>) -> Result<Vec<Prepared>, TaskError> {
         let embedder = self.service.embedder().clone();
         let chunking = self.chunking;
-        tokio::task::spawn_blocking(move || {
+        ml_runtime::telemetry::spawn_blocking_in_span(move || {
             requests
                 .into_iter()
                 .map(|mut request| {
