@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ml_embedding::{Embedder, EmbeddingError, PassLimits};
 use ml_runtime::{Metrics, TaskError};
+use prometheus::{Histogram, HistogramOpts};
 use tokio::sync::{mpsc, oneshot};
 
 /// Limits of cross-task micro-batching.
@@ -21,6 +22,9 @@ pub struct BatchLimits {
     /// what it has.
     pub max_wait: Duration,
 }
+
+/// Buckets of `ml_embedding_pass_texts`: powers of two up to 512 texts.
+const PASS_TEXTS_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// Requests waiting for the model before senders wait too.
 const QUEUE_DEPTH: usize = 256;
@@ -44,17 +48,28 @@ impl EmbedService {
     /// thread uses it to wait for requests with a timeout).
     ///
     /// # Errors
-    /// When the OS refuses to spawn the thread.
+    /// When the pass-size histogram cannot be registered or the OS refuses
+    /// to spawn the thread.
     pub fn start(
         embedder: Embedder,
         metrics: Arc<Metrics>,
         limits: BatchLimits,
-    ) -> std::io::Result<Self> {
+    ) -> anyhow::Result<Self> {
+        // `ml_embedding_batch_size` (the contract's gauge) shows only the
+        // last pass; this shows them all.
+        let pass_texts = metrics.register(Histogram::with_opts(
+            HistogramOpts::new(
+                "ml_embedding_pass_texts",
+                "Texts per embedding forward pass (a batch of one or more tasks' texts).",
+            )
+            .buckets(PASS_TEXTS_BUCKETS.to_vec()),
+        )?)?;
         let embedder = Arc::new(embedder);
         let (jobs, queue) = mpsc::channel::<Job>(QUEUE_DEPTH);
         let model = ModelThread {
             embedder: embedder.clone(),
             metrics,
+            pass_texts,
             limits,
             runtime: tokio::runtime::Handle::current(),
         };
@@ -92,6 +107,7 @@ impl EmbedService {
 struct ModelThread {
     embedder: Arc<Embedder>,
     metrics: Arc<Metrics>,
+    pass_texts: Histogram,
     limits: BatchLimits,
     runtime: tokio::runtime::Handle,
 }
@@ -180,6 +196,8 @@ impl ModelThread {
                 self.metrics
                     .embedding_batch_size
                     .set(i64::try_from(count).unwrap_or(i64::MAX));
+                #[allow(clippy::cast_precision_loss)] // a few hundred texts
+                self.pass_texts.observe(count as f64);
                 tracing::debug!(
                     texts = count,
                     ms = elapsed.as_millis() as u64,

@@ -66,6 +66,20 @@ async fn a_burst_of_tasks_is_batched_across_tasks_and_nothing_is_lost() -> Resul
         largest > 1.0,
         "forward passes held several tasks' texts (largest seen {largest})"
     );
+    // The histogram sees every pass, not only the last one.
+    let passes = harness.worker.metric("ml_embedding_pass_texts_count")?;
+    let single = harness
+        .worker
+        .metric(r#"ml_embedding_pass_texts_bucket{le="1"}"#)?;
+    let texts = harness.worker.metric("ml_embedding_pass_texts_sum")?;
+    assert!(
+        texts >= TASKS as f64,
+        "every caption went through a pass: {texts} texts in {passes} passes"
+    );
+    assert!(
+        single < passes && passes < TASKS as f64,
+        "passes of several texts counted: {single} of {passes} held one text"
+    );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM embeddings WHERE share_id = ANY($1)")
         .bind(&shares)
         .fetch_one(&harness.db)

@@ -79,31 +79,32 @@ impl TranscribeHandler {
     ) -> Result<DecodedAudio, TaskError> {
         let path = media.path().to_owned();
         let options = self.media.decode_options(normalize);
-        tokio::task::spawn_blocking(move || ml_media::decode_audio(&path, &options))
-            .await
-            .map_err(|e| TaskError::Permanent(format!("decoding crashed: {e}")))?
-            .map_err(|e| {
-                if e.is_transient() {
-                    TaskError::Transient(format!("decoding: {e}"))
-                } else {
-                    TaskError::Permanent(format!("cannot decode the media: {e}"))
-                }
-            })
+        ml_runtime::telemetry::spawn_blocking_in_span(move || {
+            ml_media::decode_audio(&path, &options)
+        })
+        .await
+        .map_err(|e| TaskError::Permanent(format!("decoding crashed: {e}")))?
+        .map_err(|e| {
+            if e.is_transient() {
+                TaskError::Transient(format!("decoding: {e}"))
+            } else {
+                TaskError::Permanent(format!("cannot decode the media: {e}"))
+            }
+        })
     }
 
     /// Runs whisper on a blocking thread, reporting progress.
     async fn transcribe(
         &self,
-        task: &Task,
         request: &TranscribeRequest,
         audio: DecodedAudio,
     ) -> Result<Transcript, TaskError> {
         let seconds = audio.duration.as_secs_f64();
-        let (progress, _progress_series) = self.transcription_metrics.track(&task.id, seconds);
+        let (progress, _progress_series) = self.transcription_metrics.track(seconds);
         let transcriber = self.transcriber.clone();
         let options = request.options.clone();
         let started = Instant::now();
-        let transcript = tokio::task::spawn_blocking(move || {
+        let transcript = ml_runtime::telemetry::spawn_blocking_in_span(move || {
             transcriber.transcribe(&audio.samples, &options, Some(progress))
         })
         .await
@@ -247,7 +248,7 @@ impl Handler for TranscribeHandler {
                 .store_skip(&request, &decoded, reason, elapsed_ms(started))
                 .await;
         }
-        let transcript = self.transcribe(task, &request, audio).await?;
+        let transcript = self.transcribe(&request, audio).await?;
         if transcript.segments.is_empty() {
             let reason = format!("no speech recognised in {:.1} s of audio", decoded.seconds);
             return self
