@@ -16,7 +16,9 @@ use anyhow::{Context as _, Result, ensure};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::relay::RedisRelay;
 use common::{
-    RunningWorker, Settings, Stub, TASK, TestQueue, body_json, header, meta, task_id, wait_state,
+    Drained, RunningWorker, Scenario, Settings, Stub, TASK, body_json, death_reason,
+    ensure_body_id, ensure_header, ensure_no_result, ensure_number_header, ensure_status, header,
+    task_id, wait_state,
 };
 use ml_runtime::TaskError;
 use serde_json::{Map, Value, json};
@@ -39,56 +41,51 @@ fn exception_message(meta: &Value, exc_type: &str) -> Result<String> {
         .context("exception without a message")
 }
 
+/// Starts a worker with `settings` and a gated stub, publishes a task and
+/// waits until the handler holds it; returns the scenario and that task's
+/// id.
+async fn hold_one(settings: &Settings) -> Result<(Scenario, String)> {
+    let Scenario(queue, stub, worker) = Scenario::start_with(Stub::gated(), settings).await?;
+    let held = queue.publish(json!({}), &[]).await?;
+    stub.wait_calls(1).await?;
+    Ok((Scenario(queue, stub, worker), held))
+}
+
 #[tokio::test]
 async fn delivery_stays_unacked_until_its_result_is_stored() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let id = task_id();
-    queue.publish(&id, json!({}), &[]).await?;
-
     // A worker that stops without grace while the handler is still running
     // must leave the delivery unacknowledged: the broker gets it back.
-    let stuck = Stub::gated();
     let abandoned = Settings {
         shutdown_timeout_secs: 0,
         ..Settings::default()
     };
-    let first = RunningWorker::start(&queue, stuck.clone(), &abandoned).await?;
-    stuck.wait_calls(1).await?;
-    ensure!(
-        meta(&id).await?.is_none(),
-        "a result before the handler returned"
-    );
-    first.stop().await?;
+    let (Scenario(queue, _, worker), id) = hold_one(&abandoned).await?;
+    ensure_no_result(&id, "a result before the handler returned").await?;
+    worker.stop().await?;
     queue.wait_ready(&queue.name, 1).await?;
-    ensure!(meta(&id).await?.is_none(), "a result for an abandoned task");
+    ensure_no_result(&id, "a result for an abandoned task").await?;
 
     // The next worker runs it to the end: SUCCESS is stored, then the
     // delivery is acknowledged, so nothing is left once it stops.
     let stub = Stub::new();
     let second = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
-    let success = wait_state(&id, "SUCCESS").await?;
+    let success = second.stop_at_state(&id, "SUCCESS").await?;
     ensure!(success["result"] == json!({"handled": id}), "{success}");
-    second.stop().await?;
-    queue.assert_empty().await?;
-    ensure!(stub.calls().len() == 1, "ran {} times", stub.calls().len());
-    queue.delete().await;
-    Ok(())
+    stub.ensure_calls(1, "the second worker")?;
+    queue.finish(Drained::Both).await
 }
 
 #[tokio::test]
 async fn result_that_cannot_be_stored_is_never_acked_as_success() -> Result<()> {
-    let queue = TestQueue::declare().await?;
     let relay = RedisRelay::start().await?;
-    let stub = Stub::new();
     let settings = Settings {
         max_retries: 1,
         result_backend: Some(relay.url.clone()),
         ..Settings::default()
     };
-    let worker = RunningWorker::start(&queue, stub.clone(), &settings).await?;
+    let Scenario(queue, stub, worker) = Scenario::start_with(Stub::new(), &settings).await?;
     relay.cut();
-    let id = task_id();
-    queue.publish(&id, json!({}), &[]).await?;
+    let id = queue.publish(json!({}), &[]).await?;
 
     // The handler succeeds every time, but SUCCESS cannot be stored: that
     // is a transient failure, retried, then dead-lettered; never an ack.
@@ -99,8 +96,7 @@ async fn result_that_cannot_be_stored_is_never_acked_as_success() -> Result<()> 
         .await?;
     worker.stop().await?;
 
-    let attempts: Vec<u32> = stub.calls().iter().map(|call| call.task.retries).collect();
-    ensure!(attempts == [0, 1], "attempts by retries: {attempts:?}");
+    stub.ensure_attempts(&[0, 1])?;
     let failures = stub.failures();
     ensure!(
         matches!(failures.as_slice(), [(failed, TaskError::Transient(why))]
@@ -108,56 +104,36 @@ async fn result_that_cannot_be_stored_is_never_acked_as_success() -> Result<()> 
         "on_failure calls: {failures:?}"
     );
     let dead = queue.take_one(&queue.dead()).await?;
-    let reason = header(&dead, "x-death-reason").context("no reason header")?;
+    let reason = death_reason(&dead)?;
     ensure!(
         reason.starts_with("retries exhausted after 2 attempts: transient failure: result backend"),
         "{reason}"
     );
-    ensure!(
-        meta(&id).await?.is_none(),
-        "a result got through the cut relay"
-    );
-    ensure!(
-        queue.take_all(&queue.name).await?.is_empty(),
-        "left in the source queue"
-    );
-    queue.delete().await;
-    Ok(())
+    ensure_no_result(&id, "a result got through the cut relay").await?;
+    queue.finish(Drained::Source).await
 }
 
 #[tokio::test]
 async fn transient_failure_publishes_a_retry_with_an_eta() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::new();
     // A backoff of a minute (jittered to 30–60 s) keeps the retry waiting
     // for its eta, so it is still there to read when the worker stops.
     let slow_backoff = Settings {
         retry_backoff_secs: 60.0,
         ..Settings::default()
     };
-    let worker = RunningWorker::start(&queue, stub.clone(), &slow_backoff).await?;
-    let id = task_id();
+    let Scenario(queue, stub, worker) = Scenario::start_with(Stub::new(), &slow_backoff).await?;
     let kwargs = json!({"outcome": "transient", "text": "kept as is"});
-    queue.publish(&id, kwargs.clone(), &[]).await?;
+    let id = queue.publish(kwargs.clone(), &[]).await?;
 
-    let retry_state = wait_state(&id, "RETRY").await?;
+    let retry_state = worker.stop_at_state(&id, "RETRY").await?;
     exception_message(&retry_state, "ConnectionError")?;
-    worker.stop().await?;
 
     // The original was acknowledged; only the retry is left, in Celery
     // protocol 2 with `retries` + 1 and an eta one backoff after the failure.
     let retry = queue.take_one(&queue.name).await?;
-    ensure!(
-        header(&retry, "id") == Some(id.as_str()),
-        "{:?}",
-        retry.headers
-    );
-    ensure!(header(&retry, "task") == Some(TASK), "{:?}", retry.headers);
-    ensure!(
-        retry.headers.get("retries") == Some(&json!(1)),
-        "{:?}",
-        retry.headers
-    );
+    ensure_header(&retry, "id", &id)?;
+    ensure_header(&retry, "task", TASK)?;
+    ensure_number_header(&retry, "retries", 1)?;
     let eta: DateTime<Utc> = header(&retry, "eta")
         .context("retry without an eta")?
         .parse()?;
@@ -172,35 +148,23 @@ async fn transient_failure_publishes_a_retry_with_an_eta() -> Result<()> {
         "kwargs changed: {:?}",
         body_json(&retry)?
     );
-    ensure!(stub.calls().len() == 1, "the retry ran before its eta");
+    stub.ensure_calls(1, "the retry ran before its eta")?;
     ensure!(stub.failures().is_empty(), "on_failure called for a retry");
-    ensure!(
-        queue.take_all(&queue.dead()).await?.is_empty(),
-        "dead-lettered"
-    );
-    queue.delete().await;
-    Ok(())
+    queue.finish(Drained::Dead).await
 }
 
 #[tokio::test]
 async fn exhausted_retries_dead_letter_the_task_once() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::new();
     let two_retries = Settings {
         max_retries: 2,
         ..Settings::default()
     };
-    let worker = RunningWorker::start(&queue, stub.clone(), &two_retries).await?;
-    let id = task_id();
-    queue
-        .publish(&id, json!({"outcome": "transient"}), &[])
-        .await?;
+    let Scenario(queue, stub, worker) = Scenario::start_with(Stub::new(), &two_retries).await?;
+    let id = queue.publish(json!({"outcome": "transient"}), &[]).await?;
 
-    let failure = wait_state(&id, "FAILURE").await?;
-    worker.stop().await?;
+    let failure = worker.stop_at_state(&id, "FAILURE").await?;
 
-    let attempts: Vec<u32> = stub.calls().iter().map(|call| call.task.retries).collect();
-    ensure!(attempts == [0, 1, 2], "attempts by retries: {attempts:?}");
+    stub.ensure_attempts(&[0, 1, 2])?;
     let failures = stub.failures();
     ensure!(
         matches!(failures.as_slice(), [(failed, TaskError::Transient(_))] if *failed == id),
@@ -213,32 +177,21 @@ async fn exhausted_retries_dead_letter_the_task_once() -> Result<()> {
     );
 
     let dead = queue.take_one(&queue.dead()).await?;
-    let reason = header(&dead, "x-death-reason").context("no reason header")?;
+    let reason = death_reason(&dead)?;
     ensure!(
         reason.contains("retries exhausted after 3 attempts"),
         "{reason}"
     );
-    ensure!(header(&dead, "x-original-queue") == Some(queue.name.as_str()));
-    ensure!(header(&dead, "x-task-id") == Some(id.as_str()));
-    ensure!(header(&dead, "x-task-name") == Some(TASK));
-    ensure!(
-        dead.headers.get("x-retries") == Some(&json!(2)),
-        "{:?}",
-        dead.headers
-    );
-    ensure!(
-        queue.take_all(&queue.name).await?.is_empty(),
-        "left in the source queue"
-    );
-    queue.delete().await;
-    Ok(())
+    ensure_header(&dead, "x-original-queue", &queue.name)?;
+    ensure_header(&dead, "x-task-id", &id)?;
+    ensure_header(&dead, "x-task-name", TASK)?;
+    ensure_number_header(&dead, "x-retries", 2)?;
+    queue.finish(Drained::Source).await
 }
 
 #[tokio::test]
 async fn permanent_failures_dead_letter_without_retry() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::new();
-    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
     // (outcome kwarg, Python exception, dead-letter reason)
     let cases = [
         ("permanent", "RuntimeError", "stub cannot read this input"),
@@ -250,8 +203,7 @@ async fn permanent_failures_dead_letter_without_retry() -> Result<()> {
     ];
     let mut ids = Vec::new();
     for (outcome, _, _) in cases {
-        let id = task_id();
-        queue.publish(&id, json!({"outcome": outcome}), &[]).await?;
+        let id = queue.publish(json!({"outcome": outcome}), &[]).await?;
         ids.push(id);
     }
     let mut failures = Vec::new();
@@ -260,11 +212,7 @@ async fn permanent_failures_dead_letter_without_retry() -> Result<()> {
     }
     worker.stop().await?;
 
-    ensure!(
-        stub.calls().len() == cases.len(),
-        "retried: {:?}",
-        stub.calls()
-    );
+    stub.ensure_calls(cases.len(), "retried")?;
     let dead = queue.take_all(&queue.dead()).await?;
     ensure!(dead.len() == cases.len(), "{} dead letters", dead.len());
     for ((id, failure), (_, exc_type, reason)) in ids.iter().zip(&failures).zip(cases) {
@@ -273,39 +221,27 @@ async fn permanent_failures_dead_letter_without_retry() -> Result<()> {
             .iter()
             .find(|letter| header(letter, "x-task-id") == Some(id.as_str()))
             .with_context(|| format!("no dead letter for {id}"))?;
-        ensure!(
-            header(letter, "x-death-reason") == Some(reason),
-            "{:?}",
-            letter.headers
-        );
-        ensure!(letter.headers.get("x-retries") == Some(&json!(0)));
+        ensure_header(letter, "x-death-reason", reason)?;
+        ensure_number_header(letter, "x-retries", 0)?;
         // The original message, not a re-encoding of it.
-        ensure!(body_json(letter)?["id"] == json!(id), "body changed");
+        ensure_body_id(letter, id)?;
         let on_failure = stub.failures().iter().filter(|(f, _)| f == id).count();
         ensure!(
             on_failure == 1,
             "on_failure called {on_failure} times for {id}"
         );
     }
-    ensure!(
-        queue.take_all(&queue.name).await?.is_empty(),
-        "left in the source queue"
-    );
-    queue.delete().await;
-    Ok(())
+    queue.finish(Drained::Source).await
 }
 
 #[tokio::test]
 async fn unknown_task_name_is_dead_lettered() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::new();
-    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
     let id = task_id();
     let unknown = "tests.process.nobody_serves_this";
     queue.publish_named(unknown, &id, json!({}), &[]).await?;
 
-    let failure = wait_state(&id, "FAILURE").await?;
-    worker.stop().await?;
+    let failure = worker.stop_at_state(&id, "FAILURE").await?;
 
     let message = exception_message(&failure, "NotRegistered")?;
     ensure!(
@@ -313,29 +249,18 @@ async fn unknown_task_name_is_dead_lettered() -> Result<()> {
         "{message}"
     );
     let dead = queue.take_one(&queue.dead()).await?;
-    ensure!(
-        header(&dead, "x-task-name") == Some(unknown),
-        "{:?}",
-        dead.headers
-    );
-    ensure!(header(&dead, "x-death-reason") == Some(message.as_str()));
+    ensure_header(&dead, "x-task-name", unknown)?;
+    ensure_header(&dead, "x-death-reason", &message)?;
     ensure!(
         stub.calls().is_empty() && stub.failures().is_empty(),
         "the stub was involved"
     );
-    ensure!(
-        queue.take_all(&queue.name).await?.is_empty(),
-        "left in the source queue"
-    );
-    queue.delete().await;
-    Ok(())
+    queue.finish(Drained::Source).await
 }
 
 #[tokio::test]
 async fn undecodable_messages_are_dead_lettered() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::new();
-    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
     // Not JSON at all: nothing identifies the task.
     let garbage = b"{not json".to_vec();
     queue.publish_raw(&garbage, Map::new()).await?;
@@ -351,8 +276,7 @@ async fn undecodable_messages_are_dead_lettered() -> Result<()> {
         .await?;
 
     queue.wait_ready(&queue.dead(), 2).await?;
-    let failure = wait_state(&id, "FAILURE").await?;
-    worker.stop().await?;
+    let failure = worker.stop_at_state(&id, "FAILURE").await?;
 
     ensure!(exception_message(&failure, "ValueError")?.starts_with("undecodable message"));
     let dead = queue.take_all(&queue.dead()).await?;
@@ -360,7 +284,7 @@ async fn undecodable_messages_are_dead_lettered() -> Result<()> {
         .iter()
         .find(|letter| letter.body == garbage)
         .context("the garbage was not dead-lettered as is")?;
-    let reason = header(bare, "x-death-reason").context("no reason")?;
+    let reason = death_reason(bare)?;
     ensure!(reason.starts_with("undecodable message"), "{reason}");
     ensure!(header(bare, "x-task-id").is_none(), "{:?}", bare.headers);
     ensure!(
@@ -368,58 +292,40 @@ async fn undecodable_messages_are_dead_lettered() -> Result<()> {
             .any(|letter| header(letter, "x-task-id") == Some(id.as_str())),
         "no dead letter for the misshapen task"
     );
-    ensure!(stub.calls().is_empty(), "a handler ran: {:?}", stub.calls());
-    ensure!(
-        queue.take_all(&queue.name).await?.is_empty(),
-        "left in the source queue"
-    );
-    queue.delete().await;
-    Ok(())
+    stub.ensure_calls(0, "a handler ran")?;
+    queue.finish(Drained::Source).await
 }
 
 #[tokio::test]
 async fn future_eta_is_held_then_run() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::new();
-    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
-    let id = task_id();
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
     let eta = Utc::now() + Duration::from_millis(1500);
-    queue.publish(&id, json!({}), &[("eta", iso(eta))]).await?;
+    let id = queue.publish(json!({}), &[("eta", iso(eta))]).await?;
 
-    wait_state(&id, "SUCCESS").await?;
-    worker.stop().await?;
+    worker.stop_at_state(&id, "SUCCESS").await?;
 
-    let calls = stub.calls();
-    ensure!(calls.len() == 1, "ran {} times", calls.len());
+    let calls = stub.ensure_calls(1, "the held task")?;
     ensure!(
         calls[0].at >= eta,
         "ran at {} before its eta {eta}",
         calls[0].at
     );
-    queue.assert_empty().await?;
-    queue.delete().await;
-    Ok(())
+    queue.finish(Drained::Both).await
 }
 
 #[tokio::test]
 async fn expired_task_is_revoked_and_acked() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::new();
-    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
-    let id = task_id();
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
     let expired = Utc::now() - Duration::from_secs(60);
-    queue
-        .publish(&id, json!({}), &[("expires", iso(expired))])
+    let id = queue
+        .publish(json!({}), &[("expires", iso(expired))])
         .await?;
 
-    let revoked = wait_state(&id, "REVOKED").await?;
-    worker.stop().await?;
+    let revoked = worker.stop_at_state(&id, "REVOKED").await?;
 
     exception_message(&revoked, "TaskRevokedError")?;
-    ensure!(stub.calls().is_empty(), "an expired task ran");
-    queue.assert_empty().await?;
-    queue.delete().await;
-    Ok(())
+    stub.ensure_calls(0, "an expired task ran")?;
+    queue.finish(Drained::Both).await
 }
 
 /// Runs one task that blocks in the handler, then a second one that
@@ -436,42 +342,20 @@ async fn shutdown_returns_the_waiting_task(
         Duration::from_secs(settings.shutdown_timeout_secs) > common::PATIENCE,
         "the grace period must outlast PATIENCE for this check to mean anything"
     );
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::gated();
-    let worker = RunningWorker::start(&queue, stub.clone(), &settings).await?;
-    let running = task_id();
-    queue.publish(&running, json!({}), &[]).await?;
-    stub.wait_calls(1).await?;
-    let waiting = task_id();
-    queue.publish(&waiting, json!({}), extra).await?;
+    let (Scenario(queue, stub, worker), running) = hold_one(&settings).await?;
+    let waiting = queue.publish(json!({}), extra).await?;
     worker.wait_received(&queue, 2).await?;
 
     worker.begin_shutdown();
     stub.release(1);
     worker.stop().await?;
 
-    let success = meta(&running)
-        .await?
-        .context("no result for the running task")?;
-    ensure!(success["status"] == "SUCCESS", "{success}");
-    ensure!(
-        meta(&waiting).await?.is_none(),
-        "the waiting task has a result"
-    );
-    let calls = stub.calls();
-    ensure!(calls.len() == 1, "ran {:?}", calls);
+    ensure_status(&running, "SUCCESS").await?;
+    ensure_no_result(&waiting, "the waiting task has a result").await?;
+    stub.ensure_calls(1, "only the running task")?;
     let back = queue.take_one(&queue.name).await?;
-    ensure!(
-        body_json(&back)?["id"] == json!(waiting),
-        "{:?}",
-        body_json(&back)?
-    );
-    ensure!(
-        queue.take_all(&queue.dead()).await?.is_empty(),
-        "dead-lettered"
-    );
-    queue.delete().await;
-    Ok(())
+    ensure_body_id(&back, &waiting)?;
+    queue.finish(Drained::Dead).await
 }
 
 #[tokio::test]
@@ -496,52 +380,31 @@ async fn shutdown_requeues_a_task_waiting_for_its_eta() -> Result<()> {
 
 #[tokio::test]
 async fn shutdown_drains_the_task_in_flight() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::gated();
-    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
-    let in_flight = task_id();
-    queue.publish(&in_flight, json!({}), &[]).await?;
-    stub.wait_calls(1).await?;
+    let (Scenario(queue, stub, worker), in_flight) = hold_one(&Settings::default()).await?;
 
     worker.begin_shutdown();
     // It stops taking deliveries (its consumer is cancelled) but keeps
     // running until the task in flight is done.
     worker.wait_not_consuming().await?;
-    let late = task_id();
-    queue.publish(&late, json!({}), &[]).await?;
+    let late = queue.publish(json!({}), &[]).await?;
     ensure!(!worker.is_finished(), "run returned with a task in flight");
-    ensure!(
-        meta(&in_flight).await?.is_none(),
-        "a result before the handler returned"
-    );
+    ensure_no_result(&in_flight, "a result before the handler returned").await?;
     stub.release(1);
     worker.stop().await?;
 
-    let success = meta(&in_flight)
-        .await?
-        .context("the drained task has no result")?;
-    ensure!(success["status"] == "SUCCESS", "{success}");
+    ensure_status(&in_flight, "SUCCESS").await?;
     let left = queue.take_one(&queue.name).await?;
-    ensure!(
-        body_json(&left)?["id"] == json!(late),
-        "{:?}",
-        body_json(&left)?
-    );
-    ensure!(stub.calls().len() == 1, "ran {:?}", stub.calls());
+    ensure_body_id(&left, &late)?;
+    stub.ensure_calls(1, "only the task in flight")?;
     queue.delete().await;
     Ok(())
 }
 
 #[tokio::test]
 async fn far_future_eta_is_published_again_after_the_hold_limit() -> Result<()> {
-    let queue = TestQueue::declare().await?;
-    let stub = Stub::new();
-    let worker = RunningWorker::start(&queue, stub.clone(), &Settings::default()).await?;
-    let id = task_id();
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
     let eta = iso(Utc::now() + Duration::from_secs(24 * 3600));
-    queue
-        .publish(&id, json!({}), &[("eta", eta.clone())])
-        .await?;
+    let id = queue.publish(json!({}), &[("eta", eta.clone())]).await?;
     worker.wait_received(&queue, 1).await?;
 
     // The worker holds it at most ten minutes, then publishes it again with
@@ -556,31 +419,15 @@ async fn far_future_eta_is_published_again_after_the_hold_limit() -> Result<()> 
     worker.stop().await?;
 
     let copy = queue.take_one(&queue.name).await?;
-    ensure!(
-        header(&copy, "id") == Some(id.as_str()),
-        "{:?}",
-        copy.headers
-    );
-    ensure!(
-        copy.headers.get("retries") == Some(&json!(0)),
-        "{:?}",
-        copy.headers
-    );
+    ensure_header(&copy, "id", &id)?;
+    ensure_number_header(&copy, "retries", 0)?;
     let held_until: DateTime<Utc> = header(&copy, "eta").context("no eta")?.parse()?;
     let published: DateTime<Utc> = eta.as_str().context("eta")?.parse()?;
     ensure!(
         held_until == published,
         "eta moved from {published} to {held_until}"
     );
-    ensure!(stub.calls().is_empty(), "ran a day early");
-    ensure!(
-        meta(&id).await?.is_none(),
-        "a result for a task that never ran"
-    );
-    ensure!(
-        queue.take_all(&queue.dead()).await?.is_empty(),
-        "dead-lettered"
-    );
-    queue.delete().await;
-    Ok(())
+    stub.ensure_calls(0, "ran a day early")?;
+    ensure_no_result(&id, "a result for a task that never ran").await?;
+    queue.finish(Drained::Dead).await
 }

@@ -200,7 +200,8 @@ impl TestBroker {
         }))
     }
 
-    /// Ready (not unacknowledged) messages in `queue`.
+    /// Ready (not unacknowledged) messages in `queue`, read on a connection
+    /// of its own (see [`queue_counts`]).
     ///
     /// # Errors
     /// When the queue does not exist.
@@ -208,17 +209,7 @@ impl TestBroker {
         let connection =
             Connection::connect(&crate::env::broker_url(), ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
-        let declared = channel
-            .queue_declare(
-                ShortString::from(queue),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let count = declared.message_count();
+        let count = queue_counts(&channel, queue).await?.ready;
         let _ = connection.close(200, ShortString::from("done")).await;
         Ok(count)
     }
@@ -232,4 +223,37 @@ impl TestBroker {
                 .await;
         }
     }
+}
+
+/// What a passive declare reports about a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Ready (not unacknowledged) messages.
+    pub ready: u32,
+    /// Consumers attached to it.
+    pub consumers: u32,
+}
+
+/// Reads `queue`'s counts with a passive declare on `channel`.
+///
+/// The broker closes the channel when the queue does not exist, so pass one
+/// that nothing else needs (not a [`TestBroker`]'s publishing channel).
+///
+/// # Errors
+/// When the queue does not exist or the channel is closed.
+pub async fn queue_counts(channel: &Channel, queue: &str) -> Result<QueueCounts> {
+    let declared = channel
+        .queue_declare(
+            ShortString::from(queue),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(QueueCounts {
+        ready: declared.message_count(),
+        consumers: declared.consumer_count(),
+    })
 }

@@ -7,8 +7,9 @@
 //! |---|---|
 //! | [`stub`]: [`Stub`] | the handler: outcome chosen by the task's `outcome` kwarg, optionally held at a gate, every call and `on_failure` recorded |
 //! | [`worker`]: [`Settings`], [`RunningWorker`] | the runtime settings a test varies; `Worker::new(..).run()` spawned on the test's runtime, stopped through its shutdown token |
-//! | [`queue`]: [`TestQueue`] | a fresh `<name>.test-<hex>` queue (and its `.dead`), publishing to it, counting and taking its messages |
-//! | this file: [`TASK`], [`PATIENCE`], [`meta`], [`wait_state`], [`header`], [`body_json`] | the stub's task name, the deadline of every wait, the `celery-task-meta-<id>` value in Redis, reading received messages |
+//! | [`queue`]: [`TestQueue`], [`Drained`] | a fresh `<name>.test-<hex>` queue (and its `.dead`), publishing to it, counting and taking its messages, checking what is left and deleting it |
+//! | [`scenario`]: [`Scenario`] | the queue, stub and running worker every test starts with |
+//! | this file: [`TASK`], [`PATIENCE`], [`meta`], [`wait_state`], [`ensure_status`], [`ensure_no_result`], [`header`], [`ensure_header`], [`ensure_number_header`], [`death_reason`], [`body_json`], [`ensure_body_id`] | the stub's task name, the deadline of every wait, the `celery-task-meta-<id>` value in Redis, reading and checking received messages |
 //! | [`relay`] | a relay in front of Redis that a test can cut |
 //!
 //! Waits use short real durations, not paused Tokio time:
@@ -23,16 +24,18 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, ensure};
 use ml_testkit::broker::Received;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 mod queue;
 pub mod relay;
+mod scenario;
 mod stub;
 mod worker;
 
-pub use queue::TestQueue;
+pub use queue::{Drained, TestQueue};
+pub use scenario::Scenario;
 pub use stub::Stub;
 pub use worker::{RunningWorker, Settings};
 
@@ -64,6 +67,30 @@ pub async fn wait_state(task_id: &str, state: &str) -> Result<Value> {
     ml_testkit::celery::wait_status(task_id, state, PATIENCE).await
 }
 
+/// Fails unless Redis holds a result in `state` for `task_id` right now
+/// (no waiting: for results that must be there once the worker stopped).
+///
+/// # Errors
+/// When there is no result, it is in another state, or Redis is
+/// unreachable.
+pub async fn ensure_status(task_id: &str, state: &str) -> Result<()> {
+    let meta = meta(task_id)
+        .await?
+        .with_context(|| format!("no result for {task_id}"))?;
+    ensure!(meta["status"] == state, "{meta}");
+    Ok(())
+}
+
+/// Fails with `why` unless Redis holds no result for `task_id`.
+///
+/// # Errors
+/// When there is one, or Redis is unreachable.
+pub async fn ensure_no_result(task_id: &str, why: &str) -> Result<()> {
+    let meta = meta(task_id).await?;
+    ensure!(meta.is_none(), "{why}: {meta:?}");
+    Ok(())
+}
+
 /// A text header of a received message.
 pub fn header<'m>(message: &'m Received, name: &str) -> Option<&'m str> {
     message.headers.get(name).and_then(Value::as_str)
@@ -75,4 +102,50 @@ pub fn header<'m>(message: &'m Received, name: &str) -> Option<&'m str> {
 /// When it is not JSON.
 pub fn body_json(message: &Received) -> Result<Value> {
     Ok(serde_json::from_slice(&message.body)?)
+}
+
+/// Fails unless the text header `name` of `message` is `expected`.
+///
+/// # Errors
+/// When it is missing, not text, or another value.
+pub fn ensure_header(message: &Received, name: &str, expected: &str) -> Result<()> {
+    ensure!(
+        header(message, name) == Some(expected),
+        "{name} is not {expected:?}: {:?}",
+        message.headers
+    );
+    Ok(())
+}
+
+/// Fails unless the numeric header `name` of `message` (e.g. `retries`)
+/// is `expected`.
+///
+/// # Errors
+/// When it is missing, not a number, or another value.
+pub fn ensure_number_header(message: &Received, name: &str, expected: u32) -> Result<()> {
+    ensure!(
+        message.headers.get(name) == Some(&json!(expected)),
+        "{name} is not {expected}: {:?}",
+        message.headers
+    );
+    Ok(())
+}
+
+/// The `x-death-reason` header of a dead letter.
+///
+/// # Errors
+/// When it has none.
+pub fn death_reason(letter: &Received) -> Result<&str> {
+    header(letter, "x-death-reason").context("no reason header")
+}
+
+/// Fails unless `message`'s body is the gateway-encoded task `task_id`
+/// (its `id` field).
+///
+/// # Errors
+/// When the body is not JSON or holds another id.
+pub fn ensure_body_id(message: &Received, task_id: &str) -> Result<()> {
+    let body = body_json(message)?;
+    ensure!(body["id"] == json!(task_id), "{body}");
+    Ok(())
 }

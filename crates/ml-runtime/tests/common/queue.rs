@@ -3,14 +3,12 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
-use ml_testkit::broker::Received;
+use ml_testkit::broker::{QueueCounts, Received, queue_counts};
 use ml_testkit::{Fixture, TestBroker};
 use serde_json::{Map, Value, json};
 
-use super::{PATIENCE, TASK};
+use super::{PATIENCE, TASK, task_id};
 
 /// A queue of the test's own, declared like the gateway does (with its
 /// `.dead` queue). Names end in `.test-<hex>`, so `scripts/test` removes
@@ -51,13 +49,15 @@ impl TestQueue {
         format!("{}{}", self.name, ml_runtime::DEAD_LETTER_SUFFIX)
     }
 
-    /// Publishes a gateway-encoded [`TASK`] with `kwargs` and the body
-    /// fields in `extra` (e.g. `eta`).
+    /// Publishes a gateway-encoded [`TASK`] with a fresh id, `kwargs` and
+    /// the body fields in `extra` (e.g. `eta`), and returns the id.
     ///
     /// # Errors
     /// When the broker does not confirm it.
-    pub async fn publish(&self, id: &str, kwargs: Value, extra: &[(&str, Value)]) -> Result<()> {
-        self.publish_named(TASK, id, kwargs, extra).await
+    pub async fn publish(&self, kwargs: Value, extra: &[(&str, Value)]) -> Result<String> {
+        let id = task_id();
+        self.publish_named(TASK, &id, kwargs, extra).await?;
+        Ok(id)
     }
 
     /// Publishes a gateway-encoded task called `task_name`.
@@ -96,20 +96,10 @@ impl TestQueue {
         self.broker.publish_fixture(&message, &self.name).await
     }
 
-    /// Ready messages and consumers of `queue`.
-    async fn counts(&self, queue: &str) -> Result<(u32, u32)> {
-        let declared = self
-            .inspect
-            .queue_declare(
-                ShortString::from(queue),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        Ok((declared.message_count(), declared.consumer_count()))
+    /// Ready messages and consumers of `queue`, on the inspecting channel
+    /// (a missing queue closes it, never the publishing one).
+    async fn counts(&self, queue: &str) -> Result<QueueCounts> {
+        queue_counts(&self.inspect, queue).await
     }
 
     /// Waits until `queue` holds exactly `count` ready messages.
@@ -133,7 +123,7 @@ impl TestQueue {
         ml_testkit::wait::until(
             &format!("{count} ready messages in {queue}"),
             deadline,
-            || async { (self.counts(queue).await.ok()?.0 == count).then_some(()) },
+            || async { (self.counts(queue).await.ok()?.ready == count).then_some(()) },
         )
         .await
     }
@@ -146,7 +136,7 @@ impl TestQueue {
         ml_testkit::wait::until(
             &format!("no consumer on {}", self.name),
             PATIENCE,
-            || async { (self.counts(&self.name).await.ok()?.1 == 0).then_some(()) },
+            || async { (self.counts(&self.name).await.ok()?.consumers == 0).then_some(()) },
         )
         .await
     }
@@ -182,14 +172,27 @@ impl TestQueue {
         taken.pop().context("no message")
     }
 
-    /// Fails unless the source queue and its dead-letter queue are both
-    /// empty (after the worker stopped).
+    /// Fails unless the queues `drained` names hold nothing (after the
+    /// worker stopped and the test took what it checked), then deletes the
+    /// queues whatever the outcome.
     ///
     /// # Errors
-    /// When either holds a message.
-    pub async fn assert_empty(&self) -> Result<()> {
-        for queue in [self.name.clone(), self.dead()] {
-            let left = self.take_all(&queue).await?;
+    /// When one of them still holds a message.
+    pub async fn finish(self, drained: Drained) -> Result<()> {
+        let queues = match drained {
+            Drained::Source => vec![self.name.clone()],
+            Drained::Dead => vec![self.dead()],
+            Drained::Both => vec![self.name.clone(), self.dead()],
+        };
+        let checked = self.assert_drained(&queues).await;
+        self.delete().await;
+        checked
+    }
+
+    /// Fails unless every one of `queues` is empty.
+    async fn assert_drained(&self, queues: &[String]) -> Result<()> {
+        for queue in queues {
+            let left = self.take_all(queue).await?;
             ensure!(left.is_empty(), "{queue} still holds {:?}", bodies(&left));
         }
         Ok(())
@@ -199,6 +202,17 @@ impl TestQueue {
     pub async fn delete(self) {
         self.broker.delete(&self.name).await;
     }
+}
+
+/// Which of a test's queues [`TestQueue::finish`] expects empty.
+#[derive(Debug, Clone, Copy)]
+pub enum Drained {
+    /// The source queue: nothing left unprocessed or given back.
+    Source,
+    /// The `.dead` queue: nothing dead-lettered.
+    Dead,
+    /// Both.
+    Both,
 }
 
 /// Message bodies as text, for failure messages.

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ml_runtime::{Handler, Task, TaskError};
@@ -57,6 +57,32 @@ impl Stub {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Fails with `why` unless the stub has been called exactly `count`
+    /// times, and returns the calls.
+    ///
+    /// # Errors
+    /// When it was called more or fewer times.
+    pub fn ensure_calls(&self, count: usize, why: &str) -> Result<Vec<Call>> {
+        let calls = self.calls();
+        ensure!(
+            calls.len() == count,
+            "{why}: {count} calls expected, {} made: {calls:?}",
+            calls.len()
+        );
+        Ok(calls)
+    }
+
+    /// Fails unless the calls so far were the attempts with these
+    /// `retries`, in order (`[0, 1]`: the first run and one retry).
+    ///
+    /// # Errors
+    /// When other attempts ran.
+    pub fn ensure_attempts(&self, retries: &[u32]) -> Result<()> {
+        let attempts: Vec<u32> = self.calls().iter().map(|call| call.task.retries).collect();
+        ensure!(attempts == retries, "attempts by retries: {attempts:?}");
+        Ok(())
     }
 
     /// The task id and error of every `on_failure` so far, in order.

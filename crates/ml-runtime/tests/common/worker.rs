@@ -8,10 +8,11 @@ use clap::Parser;
 use ml_runtime::{
     Metrics, Readiness, ResultBackend, Router, RuntimeArgs, RuntimeError, Worker, WorkerSpec,
 };
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{PATIENCE, Stub, TASK, TestQueue};
+use super::{PATIENCE, Stub, TASK, TestQueue, wait_state};
 
 /// The runtime settings tests vary; everything else is the default.
 #[derive(Debug, Clone)]
@@ -171,6 +172,17 @@ impl RunningWorker {
             (self.received(queue) >= count).then_some(())
         })
         .await
+    }
+
+    /// Waits until Redis holds `state` for `task_id`, then stops the worker
+    /// as [`RunningWorker::stop`] does; returns the task's meta.
+    ///
+    /// # Errors
+    /// When the state is not reached within [`PATIENCE`], or stopping fails.
+    pub async fn stop_at_state(self, task_id: &str, state: &str) -> Result<Value> {
+        let meta = wait_state(task_id, state).await?;
+        self.stop().await?;
+        Ok(meta)
     }
 
     /// Shuts the worker down and waits until `run` has returned Ok (the
