@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use ml_llm::Llm;
 use ml_runtime::app::Services;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{MlResult, Store, processed_at};
+use ml_storage::{Failure, MlResult, Store, processed_at};
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -164,23 +164,14 @@ impl Handler for SummarizeHandler {
         let Some(share_id) = share_id_of(task) else {
             return;
         };
-        let failure = MlResult {
-            share_id,
-            task_type: TASK_TYPE.to_owned(),
-            result_data: json!({
-                "status": "failed",
-                "error": error.to_string(),
-                "task_id": task.id,
-                "model": self.model(),
-                "provider": PROVIDER,
-                "processed_at": processed_at(),
-            }),
-            model_version: Some(self.model().to_owned()),
-            processing_ms: None,
+        let error = error.to_string();
+        let failure = Failure {
+            task_id: &task.id,
+            error: &error,
         };
-        if let Err(store_error) = self.store.record_failure(&failure).await {
-            tracing::warn!(%share_id, %store_error, "could not record the failure");
-        }
+        let fields = json!({"model": self.model(), "provider": PROVIDER});
+        let row = MlResult::failed(share_id, TASK_TYPE, self.model(), &failure, fields);
+        ml_runtime::storage::record_failure(&self.store, &row).await;
     }
 }
 

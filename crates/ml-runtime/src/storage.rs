@@ -3,7 +3,7 @@
 //! errors (retry when the database is unavailable, dead-letter otherwise).
 
 use async_trait::async_trait;
-use ml_storage::{StorageError, Store, StoreConfig};
+use ml_storage::{MlResult, StorageError, Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::TaskError;
@@ -45,5 +45,14 @@ impl From<StorageError> for TaskError {
         } else {
             TaskError::Permanent(format!("database: {error}"))
         }
+    }
+}
+
+/// Records a failure row ([`Store::record_failure`]: never over a success)
+/// from a handler's `on_failure`. A storage error is logged, not returned:
+/// the task is dead-lettered either way.
+pub async fn record_failure(store: &Store, row: &MlResult) {
+    if let Err(error) = store.record_failure(row).await {
+        tracing::warn!(share_id = %row.share_id, %error, "could not record the failure");
     }
 }

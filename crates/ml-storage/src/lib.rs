@@ -36,5 +36,5 @@ pub use args::DatabaseArgs;
 pub use config::StoreConfig;
 pub use embeddings::{EmbeddingRow, EmbeddingSet};
 pub use error::{Result, StorageError};
-pub use results::{MlResult, StoredResult, processed_at};
+pub use results::{Failure, MlResult, StoredResult, processed_at};
 pub use store::Store;

@@ -1,7 +1,7 @@
 //! `ml_results`: one row per `(share_id, task_type)`, read by the gateway.
 
 use chrono::{NaiveDateTime, SecondsFormat, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -29,6 +29,77 @@ pub struct MlResult {
     pub model_version: Option<String>,
     /// Wall time the task took.
     pub processing_ms: Option<i32>,
+}
+
+impl MlResult {
+    /// The row of a task that failed for good, for
+    /// [`Store::record_failure`]: `result_data` holds the worker's own
+    /// `fields` plus `status: failed`, the `error`, the `task_id` and
+    /// `processed_at`.
+    pub fn failed(
+        share_id: Uuid,
+        task_type: &str,
+        model: &str,
+        failure: &Failure<'_>,
+        fields: Value,
+    ) -> Self {
+        let mut data = object(fields);
+        data.insert("status".into(), FAILED_STATUS.into());
+        data.insert("error".into(), failure.error.into());
+        data.insert("task_id".into(), failure.task_id.into());
+        data.insert("processed_at".into(), processed_at().into());
+        Self {
+            share_id,
+            task_type: task_type.to_owned(),
+            result_data: Value::Object(data),
+            model_version: Some(model.to_owned()),
+            processing_ms: None,
+        }
+    }
+
+    /// The row of input deliberately not processed (junk text, silent
+    /// media), for [`Store::record_skip`]: `result_data` holds the worker's
+    /// own `fields` plus `status: skipped`, the `reason`, the `model` and
+    /// `processed_at`.
+    pub fn skipped(
+        share_id: Uuid,
+        task_type: &str,
+        model: &str,
+        reason: &str,
+        processing_ms: i32,
+        fields: Value,
+    ) -> Self {
+        let mut data = object(fields);
+        data.insert("status".into(), SKIPPED_STATUS.into());
+        data.insert("reason".into(), reason.into());
+        data.insert("model".into(), model.into());
+        data.insert("processed_at".into(), processed_at().into());
+        Self {
+            share_id,
+            task_type: task_type.to_owned(),
+            result_data: Value::Object(data),
+            model_version: Some(model.to_owned()),
+            processing_ms: Some(processing_ms),
+        }
+    }
+}
+
+/// Which task failed and why, as [`MlResult::failed`] records it.
+#[derive(Clone, Copy, Debug)]
+pub struct Failure<'a> {
+    /// The Celery task id.
+    pub task_id: &'a str,
+    /// The reason, as dead-lettered.
+    pub error: &'a str,
+}
+
+/// `fields` as an object (anything else is kept under `fields`).
+fn object(fields: Value) -> Map<String, Value> {
+    match fields {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => Map::from_iter([("fields".to_owned(), other)]),
+    }
 }
 
 /// An `ml_results` row as stored.
@@ -190,6 +261,42 @@ fn with_status(data: Value, status: &str) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn failed_and_skipped_rows_carry_the_common_fields_beside_the_workers() {
+        let share = Uuid::nil();
+        let failure = Failure {
+            task_id: "t1",
+            error: "boom",
+        };
+        let failed = MlResult::failed(share, "x", "m1", &failure, json!({"backend": "local"}));
+        let data = &failed.result_data;
+        assert_eq!(
+            (
+                &data["status"],
+                &data["error"],
+                &data["task_id"],
+                &data["backend"]
+            ),
+            (
+                &json!("failed"),
+                &json!("boom"),
+                &json!("t1"),
+                &json!("local")
+            )
+        );
+        assert!(data["processed_at"].is_string());
+        assert_eq!(failed.model_version.as_deref(), Some("m1"));
+        assert_eq!(failed.processing_ms, None);
+
+        let skipped = MlResult::skipped(share, "x", "m1", "empty", 7, json!({"status": "ok"}));
+        let data = &skipped.result_data;
+        assert_eq!(
+            (&data["status"], &data["reason"], &data["model"]),
+            (&json!("skipped"), &json!("empty"), &json!("m1"))
+        );
+        assert_eq!(skipped.processing_ms, Some(7));
+    }
 
     #[test]
     fn failures_are_marked() {

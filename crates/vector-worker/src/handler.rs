@@ -10,7 +10,7 @@ use ml_embedding::{
     transcript_text,
 };
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{EmbeddingRow, EmbeddingSet, MlResult, Store, processed_at};
+use ml_storage::{EmbeddingRow, EmbeddingSet, Failure, MlResult, Store, processed_at};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -232,25 +232,24 @@ impl EmbedHandler {
         reason: &str,
         processing_ms: i32,
     ) -> Result<Value, TaskError> {
-        let model = self.service.embedder().model_name().to_owned();
-        let result = MlResult {
-            share_id: request.share_id,
-            task_type: TASK_TYPE.to_owned(),
-            result_data: json!({
-                "status": "skipped",
-                "reason": reason,
-                "embeddings_count": 0,
-                "model": model,
-                "dimensions": self.service.embedder().dimension(),
-                "total_tokens": 0,
-                "chunks": [],
-                "embedding_type": request.embedding_type,
-                "content_type": request.content_type.as_str(),
-                "processed_at": processed_at(),
-            }),
-            model_version: Some(model),
-            processing_ms: Some(processing_ms),
-        };
+        let embedder = self.service.embedder();
+        let fields = json!({
+            "embeddings_count": 0,
+            "dimensions": embedder.dimension(),
+            "total_tokens": 0,
+            "chunks": [],
+            "embedding_type": request.embedding_type,
+            "content_type": request.content_type.as_str(),
+        });
+        let model = embedder.model_name();
+        let result = MlResult::skipped(
+            request.share_id,
+            TASK_TYPE,
+            model,
+            reason,
+            processing_ms,
+            fields,
+        );
         self.store.record_skip(&result).await?;
         tracing::info!(share_id = %request.share_id, reason, "input skipped");
         Ok(
@@ -330,22 +329,15 @@ impl Handler for EmbedHandler {
     }
 
     async fn on_failure(&self, task: &Task, error: &TaskError) {
+        let error = error.to_string();
+        let failure = Failure {
+            task_id: &task.id,
+            error: &error,
+        };
+        let model = self.service.embedder().model_name();
         for share_id in Self::share_ids(task) {
-            let failure = MlResult {
-                share_id,
-                task_type: TASK_TYPE.to_owned(),
-                result_data: json!({
-                    "status": "failed",
-                    "error": error.to_string(),
-                    "task_id": task.id,
-                    "processed_at": processed_at(),
-                }),
-                model_version: Some(self.service.embedder().model_name().to_owned()),
-                processing_ms: None,
-            };
-            if let Err(store_error) = self.store.record_failure(&failure).await {
-                tracing::warn!(%share_id, %store_error, "could not record the failure");
-            }
+            let row = MlResult::failed(share_id, TASK_TYPE, model, &failure, Value::Null);
+            ml_runtime::storage::record_failure(&self.store, &row).await;
         }
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ml_media::{DecodedAudio, FetchedMedia, MediaArgs, MediaFetcher, MediaSource};
 use ml_runtime::app::Services;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{MlResult, Store, processed_at};
+use ml_storage::{Failure, MlResult, Store, processed_at};
 use ml_transcription::{Transcriber, Transcript};
 use serde_json::{Value, json};
 
@@ -186,26 +186,24 @@ impl TranscribeHandler {
         reason: String,
         processing_ms: i32,
     ) -> Result<Value, TaskError> {
-        let model = self.transcriber.model_name().to_owned();
-        let result = MlResult {
-            share_id: request.share_id,
-            task_type: TASK_TYPE.to_owned(),
-            result_data: json!({
-                "status": "skipped",
-                "reason": reason,
-                "text": "",
-                "segments": [],
-                "language": null,
-                "duration_seconds": round_ms(audio.seconds),
-                "backend": "local",
-                "segment_count": 0,
-                "processed_at": processed_at(),
-                "billing_usd": 0,
-                "model": model,
-            }),
-            model_version: Some(model),
-            processing_ms: Some(processing_ms),
-        };
+        let fields = json!({
+            "text": "",
+            "segments": [],
+            "language": null,
+            "duration_seconds": round_ms(audio.seconds),
+            "backend": "local",
+            "segment_count": 0,
+            "billing_usd": 0,
+        });
+        let model = self.transcriber.model_name();
+        let result = MlResult::skipped(
+            request.share_id,
+            TASK_TYPE,
+            model,
+            &reason,
+            processing_ms,
+            fields,
+        );
         self.store.record_skip(&result).await?;
         tracing::info!(share_id = %request.share_id, %reason, "media skipped");
         Ok(json!({"share_id": request.share_id, "status": "skipped", "reason": reason}))
@@ -263,22 +261,20 @@ impl Handler for TranscribeHandler {
         let Ok(request) = TranscribeRequest::from_task(task) else {
             return; // no share to record the failure against
         };
-        let failure = MlResult {
-            share_id: request.share_id,
-            task_type: TASK_TYPE.to_owned(),
-            result_data: json!({
-                "status": "failed",
-                "error": error.to_string(),
-                "task_id": task.id,
-                "backend": "local",
-                "processed_at": processed_at(),
-            }),
-            model_version: Some(self.transcriber.model_name().to_owned()),
-            processing_ms: None,
+        let error = error.to_string();
+        let failure = Failure {
+            task_id: &task.id,
+            error: &error,
         };
-        if let Err(store_error) = self.store.record_failure(&failure).await {
-            tracing::warn!(share_id = %request.share_id, %store_error, "could not record the failure");
-        }
+        let model = self.transcriber.model_name();
+        let row = MlResult::failed(
+            request.share_id,
+            TASK_TYPE,
+            model,
+            &failure,
+            json!({"backend": "local"}),
+        );
+        ml_runtime::storage::record_failure(&self.store, &row).await;
     }
 }
 
