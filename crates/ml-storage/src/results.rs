@@ -43,18 +43,12 @@ impl MlResult {
         failure: &Failure<'_>,
         fields: Value,
     ) -> Self {
-        let mut data = object(fields);
-        data.insert("status".into(), FAILED_STATUS.into());
-        data.insert("error".into(), failure.error.into());
-        data.insert("task_id".into(), failure.task_id.into());
-        data.insert("processed_at".into(), processed_at().into());
-        Self {
-            share_id,
-            task_type: task_type.to_owned(),
-            result_data: Value::Object(data),
-            model_version: Some(model.to_owned()),
-            processing_ms: None,
-        }
+        let extra = [
+            ("error", failure.error.into()),
+            ("task_id", failure.task_id.into()),
+        ];
+        let data = marked(fields, FAILED_STATUS, extra);
+        Self::row(share_id, task_type, model, data, None)
     }
 
     /// The row of input deliberately not processed (junk text, silent
@@ -69,19 +63,35 @@ impl MlResult {
         processing_ms: i32,
         fields: Value,
     ) -> Self {
-        let mut data = object(fields);
-        data.insert("status".into(), SKIPPED_STATUS.into());
-        data.insert("reason".into(), reason.into());
-        data.insert("model".into(), model.into());
-        data.insert("processed_at".into(), processed_at().into());
+        let extra = [("reason", reason.into()), ("model", model.into())];
+        let data = marked(fields, SKIPPED_STATUS, extra);
+        Self::row(share_id, task_type, model, data, Some(processing_ms))
+    }
+
+    fn row(
+        share_id: Uuid,
+        task_type: &str,
+        model: &str,
+        result_data: Value,
+        processing_ms: Option<i32>,
+    ) -> Self {
         Self {
             share_id,
             task_type: task_type.to_owned(),
-            result_data: Value::Object(data),
+            result_data,
             model_version: Some(model.to_owned()),
-            processing_ms: Some(processing_ms),
+            processing_ms,
         }
     }
+}
+
+/// The worker's `fields` with `status`, `processed_at` and `extra` added.
+fn marked(fields: Value, status: &str, extra: [(&str, Value); 2]) -> Value {
+    let mut data = object(fields);
+    data.extend(extra.map(|(key, value)| (key.to_owned(), value)));
+    data.insert("status".into(), status.into());
+    data.insert("processed_at".into(), processed_at().into());
+    Value::Object(data)
 }
 
 /// Which task failed and why, as [`MlResult::failed`] records it.
