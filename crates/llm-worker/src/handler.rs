@@ -7,6 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use ml_llm::Llm;
 use ml_runtime::app::Services;
+use ml_runtime::metrics::Direction;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
 use ml_storage::{Failure, MlResult, Store, processed_at};
 use serde_json::{Value, json};
@@ -116,18 +117,11 @@ impl SummarizeHandler {
         let generation = &summary.generation;
         let seconds = (generation.prompt_duration + generation.generation_duration).as_secs_f64();
         self.metrics.summarization_duration.observe(seconds);
+        self.metrics.model_took(self.model(), seconds);
         self.metrics
-            .model_latency
-            .with_label_values(&[self.model()])
-            .observe(seconds);
+            .tokens(Direction::Input, generation.prompt_tokens as u64);
         self.metrics
-            .tokens_processed
-            .with_label_values(&["input"])
-            .inc_by(generation.prompt_tokens as u64);
-        self.metrics
-            .tokens_processed
-            .with_label_values(&["output"])
-            .inc_by(generation.generated_tokens as u64);
+            .tokens(Direction::Output, generation.generated_tokens as u64);
         self.speed.observe(generation);
     }
 }

@@ -24,15 +24,6 @@ impl TaskError {
         matches!(self, Self::Transient(_))
     }
 
-    /// Short, bounded label for metrics (`ml_task_errors_total{error_type}`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::InvalidArguments(_) => "invalid_arguments",
-            Self::Permanent(_) => "permanent",
-            Self::Transient(_) => "transient",
-        }
-    }
-
     /// The Python exception type a Celery client sees for this error.
     pub(crate) fn python_exception(&self) -> &'static str {
         match self {

@@ -18,7 +18,7 @@ use crate::decode::{DecodeError, RawMessage, decode};
 use crate::error::TaskError;
 use crate::handler::{Handler, Router};
 use crate::headers::table_to_json;
-use crate::metrics::Metrics;
+use crate::metrics::{ErrorType, Metrics, Outcome};
 use crate::publisher::{DeadLetter, Publisher};
 use crate::results::{ResultBackend, TaskState, exception};
 use crate::task::Task;
@@ -124,11 +124,7 @@ impl Delivered<'_> {
             Err(error) => {
                 let label = self.task_label(error.task_name.as_deref());
                 self.count_received(label);
-                self.context
-                    .metrics
-                    .task_errors
-                    .with_label_values(&[label, "decode", self.context.metrics.worker_type()])
-                    .inc();
+                self.context.metrics.errored(label, ErrorType::Decode);
                 let reason = format!("undecodable message: {}", error.reason);
                 self.dead_letter(
                     error.task_id.as_deref(),
@@ -151,11 +147,7 @@ impl Delivered<'_> {
                 self.queue,
                 served.join(", ")
             );
-            self.context
-                .metrics
-                .task_errors
-                .with_label_values(&[label, "decode", self.context.metrics.worker_type()])
-                .inc();
+            self.context.metrics.errored(label, ErrorType::Decode);
             self.dead_letter(
                 Some(&task.id),
                 Some(&task.name),
@@ -223,27 +215,17 @@ impl Delivered<'_> {
         metrics.active_tasks.dec();
         self.update_busy();
         let label = self.task_label(Some(&task.name));
-        metrics
-            .task_duration
-            .with_label_values(&[label, metrics.worker_type()])
-            .observe(elapsed.as_secs_f64());
+        metrics.task_took(label, elapsed.as_secs_f64());
         let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok(()) => {
                 if self.ack().await {
-                    self.count_outcome(label, "success");
-                    metrics
-                        .task_succeeded
-                        .with_label_values(&[self.queue, label])
-                        .inc();
+                    metrics.finished(self.queue, label, Outcome::Success);
                     tracing::info!(duration_ms, "task succeeded");
                 }
             }
             Err(error) => {
-                metrics
-                    .task_errors
-                    .with_label_values(&[label, error.kind(), metrics.worker_type()])
-                    .inc();
+                metrics.errored(label, ErrorType::from(&error));
                 if error.is_transient() && task.retries < self.context.max_retries {
                     self.retry(task, &error, duration_ms).await;
                 } else {
@@ -280,12 +262,9 @@ impl Delivered<'_> {
         }
         if self.ack().await {
             let label = self.task_label(Some(&task.name));
-            self.count_outcome(label, "retry");
             self.context
                 .metrics
-                .task_retried
-                .with_label_values(&[self.queue, label])
-                .inc();
+                .finished(self.queue, label, Outcome::Retry);
             tracing::warn!(
                 %error,
                 duration_ms,
@@ -353,13 +332,9 @@ impl Delivered<'_> {
         }
         if self.ack().await {
             let label = self.task_label(task_name);
-            self.count_outcome(label, "failure");
-            let metrics = &self.context.metrics;
-            metrics
-                .task_failed
-                .with_label_values(&[self.queue, label])
-                .inc();
-            metrics.dead_lettered.with_label_values(&[self.queue]).inc();
+            self.context
+                .metrics
+                .finished(self.queue, label, Outcome::Failure);
             tracing::warn!(%reason, dead_letter_queue = %format!("{}{}", self.queue, crate::DEAD_LETTER_SUFFIX), "message dead-lettered");
         }
     }
@@ -377,7 +352,10 @@ impl Delivered<'_> {
             return;
         }
         if self.ack().await {
-            self.count_outcome(self.task_label(Some(&task.name)), "revoked");
+            let label = self.task_label(Some(&task.name));
+            self.context
+                .metrics
+                .finished(self.queue, label, Outcome::Revoked);
             tracing::info!(expires = ?task.expires, "task expired before it ran; revoked");
         }
     }
@@ -449,19 +427,7 @@ impl Delivered<'_> {
     }
 
     fn count_received(&self, label: &str) {
-        self.context
-            .metrics
-            .task_received
-            .with_label_values(&[self.queue, label])
-            .inc();
-    }
-
-    fn count_outcome(&self, label: &str, status: &str) {
-        let metrics = &self.context.metrics;
-        metrics
-            .tasks
-            .with_label_values(&[label, status, metrics.worker_type()])
-            .inc();
+        self.context.metrics.received(self.queue, label);
     }
 
     fn update_busy(&self) {

@@ -9,6 +9,7 @@ use ml_embedding::{
     Chunk, ChunkConfig, ChunkStrategy, ContentType, clean, content_hash, skip_reason,
     transcript_text,
 };
+use ml_runtime::metrics::Direction;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
 use ml_storage::{EmbeddingRow, EmbeddingSet, Failure, MlResult, Store, processed_at};
 use serde_json::{Value, json};
@@ -210,10 +211,7 @@ impl EmbedHandler {
             .replace_embeddings(&set, &model, &rows, &result)
             .await?;
         self.metrics.embeddings_generated.inc_by(rows.len() as u64);
-        self.metrics
-            .tokens_processed
-            .with_label_values(&["input"])
-            .inc_by(total_tokens as u64);
+        self.metrics.tokens(Direction::Input, total_tokens as u64);
         tracing::info!(share_id = %request.share_id, embeddings = rows.len(), total_tokens, "vectors stored");
         Ok(json!({
             "share_id": request.share_id,

@@ -189,10 +189,7 @@ impl ModelThread {
             .embed_in_passes(texts, &self.limits.passes, |count, elapsed| {
                 let seconds = elapsed.as_secs_f64();
                 self.metrics.embedding_duration.observe(seconds);
-                self.metrics
-                    .model_latency
-                    .with_label_values(&[model])
-                    .observe(seconds);
+                self.metrics.model_took(model, seconds);
                 self.metrics
                     .embedding_batch_size
                     .set(i64::try_from(count).unwrap_or(i64::MAX));

@@ -113,9 +113,7 @@ impl TranscribeHandler {
         let elapsed = started.elapsed().as_secs_f64();
         self.metrics.transcription_duration.observe(elapsed);
         self.metrics
-            .model_latency
-            .with_label_values(&[self.transcriber.model_name()])
-            .observe(elapsed);
+            .model_took(self.transcriber.model_name(), elapsed);
         self.metrics.audio_duration.inc_by(seconds);
         if elapsed > 0.0 {
             self.transcription_metrics

@@ -155,12 +155,18 @@ impl RunningWorker {
     }
 
     /// Deliveries of [`TASK`] taken from `queue` so far (counted before the
-    /// eta wait and the concurrency permit).
+    /// eta wait and the concurrency permit), read from `/metrics` as
+    /// Prometheus would.
     pub fn received(&self, queue: &TestQueue) -> u64 {
+        let queue_label = format!("queue=\"{}\"", queue.name);
+        let task_label = format!("task=\"{TASK}\"");
         self.metrics
-            .task_received
-            .with_label_values(&[queue.name.as_str(), TASK])
-            .get()
+            .render()
+            .lines()
+            .filter(|line| line.starts_with("celery_task_received_total{"))
+            .filter(|line| line.contains(&queue_label) && line.contains(&task_label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     }
 
     /// Waits until `count` deliveries of [`TASK`] were taken from `queue`.
