@@ -83,3 +83,48 @@ fn unreachable_database_is_retried_and_secrets_never_reach_the_logs() {
         "{text}"
     );
 }
+
+/// Settings are checked before anything loads or connects: a chunk overlap
+/// as large as the chunk is refused at once, naming the setting, although
+/// the model does not exist and the database is unreachable.
+#[test]
+fn bad_settings_fail_before_the_model_and_the_database() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vector-worker"))
+        .env("EMBED_CHUNK_SIZE", "50")
+        .env("EMBED_CHUNK_OVERLAP", "50")
+        .env("EMBEDDING_MODEL_PATH", "/nonexistent/embedding-model")
+        .env_remove("DATABASE_URL")
+        .env("POSTGRES_PORT", "1")
+        .env("PROMETHEUS_METRICS_PORT", "0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running the worker: {e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => {
+                let _ = child.kill();
+                panic!("the worker did not stop on bad settings: {other:?}");
+            }
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    assert!(!status.success(), "{stderr}");
+    let error = stderr.split_once("Error:").map_or("", |(_, error)| error);
+    assert!(
+        error.contains("chunking settings") && error.contains("overlap"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("loading the embedding model")
+            && !stderr.contains("cannot reach PostgreSQL"),
+        "checked after the model or the database: {stderr}"
+    );
+}
