@@ -19,8 +19,8 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use clap::Parser;
 use ml_runtime::{
-    Handler, Metrics, Readiness, ResultBackend, Router, RuntimeArgs, Task, TaskError, Worker,
-    WorkerSpec,
+    Handler, Metrics, Readiness, Request, ResultBackend, Router, RuntimeArgs, ShareId, Task,
+    TaskError, Worker, WorkerSpec,
 };
 use ml_testkit::{TestBroker, WorkerProcess, env};
 use serde_json::{Value, json};
@@ -30,10 +30,24 @@ const NOOP: &str = "bench.noop";
 
 struct Noop;
 
+/// The no-op task's one argument.
+#[derive(serde::Deserialize)]
+struct NoopRequest {
+    share_id: ShareId,
+}
+
+impl Request for NoopRequest {
+    fn share_ids(&self) -> Vec<uuid::Uuid> {
+        vec![self.share_id.0]
+    }
+}
+
 #[async_trait]
 impl Handler for Noop {
-    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
-        Ok(json!({"status": "completed", "share_id": task.argument("share_id", 0)}))
+    type Request = NoopRequest;
+
+    async fn handle(&self, _task: &Task, request: &NoopRequest) -> Result<Value, TaskError> {
+        Ok(json!({"status": "completed", "share_id": request.share_id.0}))
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ml_llm::Llm;
+use ml_runtime::RuntimeArgs;
 use ml_runtime::app::{Services, Serving, WorkerApp};
-use ml_runtime::{Handler, RuntimeArgs};
 
 use crate::config::Config;
 use crate::handler::{SUMMARIZE_LOCAL_TASK, SUMMARIZE_TASK, SummarizeHandler, VIDEO_COMBINED_TASK};
@@ -36,7 +36,7 @@ impl WorkerApp for LlmWorker {
 
     fn build(config: &Config, llm: Llm, services: Services) -> anyhow::Result<Serving> {
         let serving = Serving::new(llm.name());
-        let handler: Arc<dyn Handler> = Arc::new(SummarizeHandler::new(config, llm, services)?);
+        let handler = Arc::new(SummarizeHandler::new(config, llm, services)?);
         Ok(serving
             .route(&config.queue, &[SUMMARIZE_TASK], &handler)
             .route(&config.local_queue, &[SUMMARIZE_LOCAL_TASK], &handler)

@@ -8,13 +8,14 @@ use async_trait::async_trait;
 use ml_llm::Llm;
 use ml_runtime::app::Services;
 use ml_runtime::metrics::Direction;
+use ml_runtime::storage::FailureLog;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{Failure, MlResult, Store, processed_at};
+use ml_storage::{MlResult, Store, processed_at};
 use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::metrics::SpeedMetrics;
-use crate::request::{SummaryRequest, share_id_of};
+use crate::request::SummaryRequest;
 use crate::summarizer::{Summarizer, Summary};
 
 /// Task name of `ml.summarize`.
@@ -32,6 +33,7 @@ const PROVIDER: &str = "local";
 pub struct SummarizeHandler {
     summarizer: Summarizer,
     store: Store,
+    failures: FailureLog,
     metrics: Arc<Metrics>,
     speed: SpeedMetrics,
     default_max_tokens: usize,
@@ -44,7 +46,10 @@ impl SummarizeHandler {
     /// # Errors
     /// When the speed metrics cannot be registered.
     pub fn new(config: &Config, llm: Llm, services: Services) -> prometheus::Result<Self> {
+        let fields = json!({"model": llm.name(), "provider": PROVIDER});
+        let failures = FailureLog::new(services.store.clone(), TASK_TYPE, llm.name(), fields);
         Ok(Self {
+            failures,
             summarizer: Summarizer::new(
                 Arc::new(llm),
                 config.parallel_generations,
@@ -66,6 +71,7 @@ impl SummarizeHandler {
         &self,
         request: &SummaryRequest,
         summary: &Summary,
+        max_tokens: usize,
         processing_ms: i32,
     ) -> Result<Value, TaskError> {
         let generation = &summary.generation;
@@ -81,20 +87,20 @@ impl SummarizeHandler {
             "processed_at": processed_at(),
             "status": "completed",
             "metadata": {
-                "content_type": request.content_type.as_str(),
-                "style": request.style.as_str(),
+                "content_type": request.content.content_type.as_str(),
+                "style": request.style().as_str(),
                 "word_count": summary.word_count,
                 "summary_word_count": crate::preflight::word_count(&summary.text),
                 "truncated": summary.truncated,
-                "max_tokens": request.max_tokens,
-                "requested_model": request.requested_model,
-                "backend": request.backend,
+                "max_tokens": max_tokens,
+                "requested_model": request.options.model,
+                "backend": request.options.backend,
                 "prompt_tokens_per_second": round(generation.prompt_tokens_per_second()),
                 "generation_tokens_per_second": round(generation.generated_tokens_per_second()),
             },
         });
         let result = MlResult {
-            share_id: request.share_id,
+            share_id: request.share_id.0,
             task_type: TASK_TYPE.to_owned(),
             result_data,
             model_version: Some(model.clone()),
@@ -102,7 +108,7 @@ impl SummarizeHandler {
         };
         self.store.upsert_result(&result).await?;
         Ok(json!({
-            "share_id": request.share_id,
+            "share_id": request.share_id.0,
             "status": "completed",
             "summary": summary.text,
             "key_points": summary.key_points,
@@ -128,20 +134,18 @@ impl SummarizeHandler {
 
 #[async_trait]
 impl Handler for SummarizeHandler {
-    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
+    type Request = SummaryRequest;
+
+    async fn handle(&self, _task: &Task, request: &SummaryRequest) -> Result<Value, TaskError> {
         let started = Instant::now();
-        let request = if task.name == VIDEO_COMBINED_TASK {
-            SummaryRequest::from_video_task(task, self.default_max_tokens)?
-        } else {
-            SummaryRequest::from_task(task, self.default_max_tokens)?
-        };
-        let summary = self.summarizer.summarize(&request).await?;
+        let max_tokens = request.max_tokens(self.default_max_tokens);
+        let summary = self.summarizer.summarize(request, max_tokens).await?;
         self.record_metrics(&summary);
         let generation = &summary.generation;
         tracing::info!(
-            share_id = %request.share_id,
-            content_type = request.content_type.as_str(),
-            style = request.style.as_str(),
+            share_id = %request.share_id.0,
+            content_type = request.content.content_type.as_str(),
+            style = request.style().as_str(),
             prompt_tokens = generation.prompt_tokens,
             generated_tokens = generation.generated_tokens,
             prompt_tokens_per_second = round(generation.prompt_tokens_per_second()),
@@ -151,21 +155,12 @@ impl Handler for SummarizeHandler {
             "summary generated"
         );
         let processing_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-        self.store_summary(&request, &summary, processing_ms).await
+        self.store_summary(request, &summary, max_tokens, processing_ms)
+            .await
     }
 
-    async fn on_failure(&self, task: &Task, error: &TaskError) {
-        let Some(share_id) = share_id_of(task) else {
-            return;
-        };
-        let error = error.to_string();
-        let failure = Failure {
-            task_id: &task.id,
-            error: &error,
-        };
-        let fields = json!({"model": self.model(), "provider": PROVIDER});
-        let row = MlResult::failed(share_id, TASK_TYPE, self.model(), &failure, fields);
-        ml_runtime::storage::record_failure(&self.store, &row).await;
+    async fn on_failure(&self, task: &Task, request: Option<&SummaryRequest>, error: &TaskError) {
+        self.failures.record(task, request, error).await;
     }
 }
 

@@ -1,7 +1,9 @@
 //! Input checks before the model runs: binary junk, too few words, too
 //! many. Failures are permanent: the same input will never pass.
 
-use crate::content::ContentType;
+use ml_embedding::ContentType;
+
+use crate::content::min_words;
 
 /// Why an input is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,10 +56,10 @@ pub fn check(text: &str, content_type: ContentType, max_words: usize) -> Result<
         return Err(Refusal::Binary(share));
     }
     let words = word_count(text);
-    if words < content_type.min_words() {
+    if words < min_words(content_type) {
         return Err(Refusal::TooShort {
             words,
-            min: content_type.min_words(),
+            min: min_words(content_type),
             content_type: content_type.as_str(),
         });
     }

@@ -1,9 +1,10 @@
 //! Prompts per style and content type, and reading the answer back:
 //! clean-up, a cut at the last full sentence, key points.
 
+use ml_embedding::ContentType;
 use ml_llm::Message;
 
-use crate::content::{ContentType, Style};
+use crate::content::{Style, noun};
 
 const SYSTEM: &str = "You are a careful assistant that summarises content. Use only facts stated in the content, keep its key names and terms, and never add commentary.";
 
@@ -14,7 +15,7 @@ pub fn messages(
     content_type: ContentType,
     style: Style,
 ) -> Vec<Message> {
-    let noun = content_type.noun();
+    let noun = noun(content_type);
     let instruction = match style {
         Style::Brief => format!("Summarise the {noun} above in one to three short sentences."),
         Style::Detailed => format!(

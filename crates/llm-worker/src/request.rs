@@ -1,196 +1,191 @@
-//! Parsing and validating the summarize tasks' arguments (CONTRACT section
-//! 3), accepting both the gateway's camelCase and Python's snake_case.
+//! The summarize tasks' arguments (CONTRACT section 3) as serde types,
+//! accepting both the gateway's camelCase and Python's snake_case.
 
-use ml_runtime::arguments::{
-    invalid, optional_object as object, optional_str, optional_u64, parse_share_id,
-};
-use ml_runtime::{Task, TaskError};
-use serde_json::{Map, Value};
+use ml_embedding::ContentType;
+use ml_runtime::arguments::{Positive, decode, invalid};
+use ml_runtime::{Request, ShareId, Task, TaskError};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::content::{ContentType, Style};
+use crate::content::Style;
+use crate::handler::VIDEO_COMBINED_TASK;
 
-/// One validated request to summarise a share's content.
-#[derive(Debug, Clone, PartialEq)]
+/// One request to summarise a share's content: `summarize_content(share_id,
+/// content, options)`, or a `summarize_video_combined` task in either of
+/// its shapes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SummaryRequest {
     /// The share the summary belongs to.
-    pub share_id: Uuid,
+    #[serde(alias = "shareId")]
+    pub share_id: ShareId,
+    /// What to summarise.
+    pub content: Content,
+    /// How.
+    #[serde(default)]
+    pub options: Options,
+}
+
+/// The `content` argument.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(expecting = "an object {text, title?, contentType?}")]
+pub struct Content {
     /// The text to summarise.
     pub text: String,
     /// The content's title, when known.
     pub title: Option<String>,
-    /// What kind of content it is (drives the prompt and the preflight).
+    /// What kind of content it is (drives the prompt and the preflight);
+    /// any name is read ([`ContentType::guess`]), none is plain text.
+    #[serde(
+        default = "plain_text",
+        alias = "contentType",
+        alias = "type",
+        deserialize_with = "guessed"
+    )]
     pub content_type: ContentType,
-    /// brief, detailed or bullets.
-    pub style: Style,
-    /// Summary tokens at most (`maxLength`/`max_length`).
-    pub max_tokens: usize,
+}
+
+/// The `options` argument.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Options {
+    /// brief (the default), detailed or bullets.
+    pub style: Option<Style>,
+    /// Summary tokens at most.
+    #[serde(alias = "maxLength")]
+    pub max_length: Option<Positive>,
     /// A model name the producer asked for (recorded, not obeyed).
-    pub requested_model: Option<String>,
+    pub model: Option<String>,
     /// The backend the gateway routed by (recorded).
+    #[serde(alias = "provider")]
     pub backend: Option<String>,
 }
 
 impl SummaryRequest {
-    /// Reads `share_id`, `content`, `options` of a summarize task.
-    ///
-    /// # Errors
-    /// [`TaskError::InvalidArguments`] naming the offending field.
-    pub fn from_task(task: &Task, default_max_tokens: usize) -> Result<Self, TaskError> {
-        let share_id = task
-            .argument("share_id", 0)
-            .or_else(|| task.kwargs.get("shareId"));
-        let content = object(task.argument("content", 1), "content")?
-            .ok_or_else(|| invalid("content is required"))?;
-        let options = object(task.argument("options", 2), "options")?;
-        let text = match content.get("text") {
-            Some(Value::String(text)) => text.clone(),
-            Some(Value::Null) | None => return Err(invalid("content.text is required")),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "content.text must be a string, got {other}"
-                )));
-            }
-        };
-        let content_type = optional_str(content, &["contentType", "content_type", "type"])?
-            .map_or(ContentType::Text, ContentType::parse);
-        Self::build(
-            share_id,
-            text,
-            optional_str(content, &["title"])?.map(str::to_owned),
-            content_type,
-            options,
-            default_max_tokens,
-        )
+    /// The summary's style.
+    pub fn style(&self) -> Style {
+        self.options.style.unwrap_or_default()
     }
 
-    /// Reads a `summarize_video_combined` task: either one `task_data`
-    /// kwarg `{shareId, payload: {transcript, caption, hashtags, platform,
-    /// title?}, options}` or plain `share_id` + `content` + `options`.
-    ///
-    /// # Errors
-    /// [`TaskError::InvalidArguments`] naming the offending field.
-    pub fn from_video_task(task: &Task, default_max_tokens: usize) -> Result<Self, TaskError> {
-        let Some(task_data) = object(task.argument("task_data", 0), "task_data")? else {
-            let mut request = Self::from_task(task, default_max_tokens)?;
-            if request.content_type == ContentType::Text {
-                request.content_type = ContentType::VideoCombined;
-            }
-            return Ok(request);
-        };
-        let share_id = task_data
-            .get("shareId")
-            .or_else(|| task_data.get("share_id"));
-        let payload = object(task_data.get("payload"), "task_data.payload")?
-            .ok_or_else(|| invalid("task_data.payload is required"))?;
-        let text = combined_text(payload)?;
-        Self::build(
-            share_id,
-            text,
-            optional_str(payload, &["title"])?.map(str::to_owned),
-            ContentType::VideoCombined,
-            object(task_data.get("options"), "task_data.options")?,
-            default_max_tokens,
-        )
+    /// Summary tokens at most, `default` when the task does not say.
+    pub fn max_tokens(&self, default: usize) -> usize {
+        self.options
+            .max_length
+            .map_or(default, |n| usize::try_from(n.0).unwrap_or(usize::MAX))
+    }
+}
+
+impl Request for SummaryRequest {
+    /// Reads the plain shape, or for `summarize_video_combined` one
+    /// `task_data` kwarg `{shareId, payload: {transcript, caption,
+    /// hashtags, platform, title?}, options}`.
+    fn from_task(task: &Task) -> Result<Self, TaskError> {
+        let video = task.name == VIDEO_COMBINED_TASK;
+        if video
+            && (task.kwargs.contains_key("task_data")
+                || task.args.first().is_some_and(Value::is_object))
+        {
+            let VideoTask { task_data } = decode(task, &["task_data"])?;
+            return task_data.into_request();
+        }
+        let mut request: Self = decode(task, Self::POSITIONAL)?;
+        if video && request.content.content_type == ContentType::Text {
+            request.content.content_type = ContentType::VideoCombined;
+        }
+        Ok(request)
     }
 
-    fn build(
-        share_id: Option<&Value>,
-        text: String,
-        title: Option<String>,
-        content_type: ContentType,
-        options: Option<&Map<String, Value>>,
-        default_max_tokens: usize,
-    ) -> Result<Self, TaskError> {
-        let share_id = parse_share_id(share_id)?;
-        let empty = Map::new();
-        let options = options.unwrap_or(&empty);
-        let style = match optional_str(options, &["style"])? {
-            Some(name) => Style::parse(name).ok_or_else(|| {
-                invalid(format!(
-                    "options.style must be brief, detailed or bullets, got {name:?}"
-                ))
-            })?,
-            None => Style::Brief,
+    fn share_ids(&self) -> Vec<Uuid> {
+        vec![self.share_id.0]
+    }
+}
+
+/// The `summarize_video_combined` task's `task_data` shape.
+#[derive(Deserialize)]
+struct VideoTask {
+    task_data: TaskData,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object {shareId, payload, options?}")]
+struct TaskData {
+    #[serde(rename = "shareId", alias = "share_id")]
+    share_id: ShareId,
+    payload: Payload,
+    #[serde(default)]
+    options: Options,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object {transcript?, caption?, hashtags?, title?}")]
+struct Payload {
+    transcript: Option<String>,
+    caption: Option<String>,
+    hashtags: Option<Hashtags>,
+    title: Option<String>,
+}
+
+/// A list of tags, or one string of space-separated tags.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "must be a list of strings or one string of tags"
+)]
+enum Hashtags {
+    List(Vec<String>),
+    Spaced(String),
+}
+
+impl TaskData {
+    /// The summary request of the combined text: caption, transcript,
+    /// hashtags.
+    fn into_request(self) -> Result<SummaryRequest, TaskError> {
+        let payload = self.payload;
+        let caption = payload.caption.unwrap_or_default();
+        let transcript = payload.transcript.unwrap_or_default();
+        let hashtags: Vec<String> = match payload.hashtags {
+            Some(Hashtags::List(tags)) => tags,
+            Some(Hashtags::Spaced(tags)) => tags.split_whitespace().map(str::to_owned).collect(),
+            None => Vec::new(),
         };
-        let max_tokens = match optional_u64(options, &["maxLength", "max_length"])? {
-            None => default_max_tokens,
-            Some(0) => {
-                return Err(invalid(
-                    "options.maxLength must be a positive integer, got 0",
-                ));
-            }
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        };
-        Ok(Self {
-            share_id,
-            text,
-            title,
-            content_type,
-            style,
-            max_tokens,
-            requested_model: optional_str(options, &["model"])?.map(str::to_owned),
-            backend: optional_str(options, &["backend", "provider"])?.map(str::to_owned),
+        let (caption, transcript) = (caption.trim(), transcript.trim());
+        if transcript.is_empty() && caption.is_empty() {
+            return Err(invalid(
+                "task_data.payload needs a transcript or a caption to summarise",
+            ));
+        }
+        let tags: Vec<String> = hashtags
+            .iter()
+            .map(|tag| format!("#{}", tag.trim_start_matches('#')))
+            .collect();
+        let parts = [
+            ("Caption", caption.to_owned()),
+            ("Transcript", transcript.to_owned()),
+            ("Hashtags", tags.join(" ")),
+        ];
+        let text: Vec<String> = parts
+            .iter()
+            .filter(|(_, part)| !part.is_empty())
+            .map(|(name, part)| format!("{name}: {part}"))
+            .collect();
+        Ok(SummaryRequest {
+            share_id: self.share_id,
+            content: Content {
+                text: text.join("\n"),
+                title: payload.title,
+                content_type: ContentType::VideoCombined,
+            },
+            options: self.options,
         })
     }
 }
 
-/// The share id of any summarize task, for recording failures.
-pub fn share_id_of(task: &Task) -> Option<Uuid> {
-    let text = task.share_id_hint().or_else(|| {
-        task.argument("task_data", 0)?
-            .get("shareId")
-            .or_else(|| task.kwargs.get("task_data")?.get("share_id"))?
-            .as_str()
-    })?;
-    Uuid::parse_str(text).ok()
+fn plain_text() -> ContentType {
+    ContentType::Text
 }
 
-/// The text a combined-video summary reads: transcript, caption, hashtags.
-fn combined_text(payload: &Map<String, Value>) -> Result<String, TaskError> {
-    let transcript = optional_str(payload, &["transcript"])?
-        .unwrap_or_default()
-        .trim();
-    let caption = optional_str(payload, &["caption"])?
-        .unwrap_or_default()
-        .trim();
-    let hashtags: Vec<String> = match payload.get("hashtags") {
-        Some(Value::Array(tags)) => tags
-            .iter()
-            .map(|tag| match tag {
-                Value::String(tag) => Ok(format!("#{}", tag.trim_start_matches('#'))),
-                other => Err(invalid(format!(
-                    "task_data.payload.hashtags must hold strings, got {other}"
-                ))),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(Value::String(tags)) => tags
-            .split_whitespace()
-            .map(|tag| format!("#{}", tag.trim_start_matches('#')))
-            .collect(),
-        Some(Value::Null) | None => Vec::new(),
-        Some(other) => {
-            return Err(invalid(format!(
-                "task_data.payload.hashtags must be a list of strings, got {other}"
-            )));
-        }
-    };
-    let mut parts = Vec::new();
-    if !caption.is_empty() {
-        parts.push(format!("Caption: {caption}"));
-    }
-    if !transcript.is_empty() {
-        parts.push(format!("Transcript: {transcript}"));
-    }
-    if !hashtags.is_empty() {
-        parts.push(format!("Hashtags: {}", hashtags.join(" ")));
-    }
-    if transcript.is_empty() && caption.is_empty() {
-        return Err(invalid(
-            "task_data.payload needs a transcript or a caption to summarise",
-        ));
-    }
-    Ok(parts.join("\n"))
+fn guessed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ContentType, D::Error> {
+    let name = Option::<String>::deserialize(deserializer)?;
+    Ok(name.map_or(ContentType::Text, |name| ContentType::guess(&name)))
 }
 
 #[cfg(test)]
@@ -208,34 +203,36 @@ mod tests {
         )
     }
 
+    fn parse(name: &str, kwargs: Value) -> Result<SummaryRequest, TaskError> {
+        SummaryRequest::from_task(&task(name, kwargs))
+    }
+
     #[test]
     fn both_spellings_and_defaults() -> Result<(), TaskError> {
-        let camel = SummaryRequest::from_task(
-            &task(
-                "s",
-                json!({"share_id": SHARE, "content": {"text": "t", "contentType": "reddit"}, "options": {"maxLength": 120, "style": "bullets"}}),
-            ),
-            500,
+        let camel = parse(
+            "s",
+            json!({"share_id": SHARE, "content": {"text": "t", "contentType": "reddit"}, "options": {"maxLength": 120, "style": "bullets"}}),
         )?;
-        assert_eq!(camel.content_type, ContentType::Reddit);
-        assert_eq!((camel.style, camel.max_tokens), (Style::Bullets, 120));
-        let snake = SummaryRequest::from_task(
-            &task(
-                "s",
-                json!({"share_id": SHARE, "content": {"text": "t", "content_type": "article"}, "options": {"max_length": 80}}),
-            ),
-            500,
+        assert_eq!(camel.content.content_type, ContentType::Reddit);
+        assert_eq!(
+            (camel.style(), camel.max_tokens(500)),
+            (Style::Bullets, 120)
+        );
+        let snake = parse(
+            "s",
+            json!({"share_id": SHARE, "content": {"text": "t", "content_type": "article"}, "options": {"max_length": 80}}),
         )?;
         assert_eq!(
-            (snake.content_type, snake.style, snake.max_tokens),
+            (
+                snake.content.content_type,
+                snake.style(),
+                snake.max_tokens(500)
+            ),
             (ContentType::Article, Style::Brief, 80)
         );
-        let bare = SummaryRequest::from_task(
-            &task("s", json!({"share_id": SHARE, "content": {"text": "t"}})),
-            500,
-        )?;
+        let bare = parse("s", json!({"share_id": SHARE, "content": {"text": "t"}}))?;
         assert_eq!(
-            (bare.content_type, bare.max_tokens),
+            (bare.content.content_type, bare.max_tokens(500)),
             (ContentType::Text, 500)
         );
         Ok(())
@@ -243,26 +240,20 @@ mod tests {
 
     #[test]
     fn video_combined_builds_its_text() -> Result<(), TaskError> {
-        let request = SummaryRequest::from_video_task(
-            &task(
-                "v",
-                json!({"task_data": {"shareId": SHARE, "payload": {"transcript": "how to fry tofu", "caption": "Crispy tofu", "hashtags": ["vegan", "#recipe"], "platform": "tiktok"}, "options": {}}}),
-            ),
-            500,
+        let request = parse(
+            VIDEO_COMBINED_TASK,
+            json!({"task_data": {"shareId": SHARE, "payload": {"transcript": "how to fry tofu", "caption": "Crispy tofu", "hashtags": ["vegan", "#recipe"], "platform": "tiktok"}, "options": {}}}),
         )?;
-        assert_eq!(request.content_type, ContentType::VideoCombined);
+        assert_eq!(request.content.content_type, ContentType::VideoCombined);
         assert_eq!(
-            request.text,
+            request.content.text,
             "Caption: Crispy tofu\nTranscript: how to fry tofu\nHashtags: #vegan #recipe"
         );
-        let plain = SummaryRequest::from_video_task(
-            &task(
-                "v",
-                json!({"share_id": SHARE, "content": {"text": "words here"}}),
-            ),
-            500,
+        let plain = parse(
+            VIDEO_COMBINED_TASK,
+            json!({"share_id": SHARE, "content": {"text": "words here"}}),
         )?;
-        assert_eq!(plain.content_type, ContentType::VideoCombined);
+        assert_eq!(plain.content.content_type, ContentType::VideoCombined);
         Ok(())
     }
 
@@ -292,21 +283,29 @@ mod tests {
             ),
         ];
         for (kwargs, expected) in cases {
-            let error = SummaryRequest::from_task(&task("s", kwargs.clone()), 500)
+            let error = parse("s", kwargs.clone())
                 .err()
                 .unwrap_or_else(|| panic!("{kwargs} parsed"));
             assert!(error.to_string().contains(expected), "{kwargs}: {error}");
         }
-        let error = SummaryRequest::from_video_task(
-            &task(
-                "v",
-                json!({"task_data": {"shareId": SHARE, "payload": {"hashtags": ["a"]}}}),
-            ),
-            500,
+        let error = parse(
+            VIDEO_COMBINED_TASK,
+            json!({"task_data": {"shareId": SHARE, "payload": {"hashtags": ["a"]}}}),
         )
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(error.contains("transcript or a caption"), "{error}");
+        let error = parse(
+            VIDEO_COMBINED_TASK,
+            json!({"task_data": {"shareId": SHARE, "payload": {"caption": "c", "hashtags": [1]}}}),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            error.contains("task_data.payload.hashtags must be a list of strings"),
+            "{error}"
+        );
     }
 }

@@ -7,9 +7,10 @@ use ml_llm::{Generation, GenerationParams, Llm, SamplingParams, StopReason, trun
 use ml_runtime::TaskError;
 use tokio::sync::Semaphore;
 
+use crate::content::Style;
 use crate::preflight;
 use crate::prompt;
-use crate::request::SummaryRequest;
+use crate::request::{Content, SummaryRequest};
 
 /// Fewest summary tokens allowed, however short the input.
 const MIN_ANSWER_TOKENS: usize = 24;
@@ -62,14 +63,19 @@ impl Summarizer {
         &self.llm
     }
 
-    /// Summarises `request`.
+    /// Summarises `request` in `max_tokens` tokens at most.
     ///
     /// # Errors
     /// [`TaskError::Permanent`] for refused input or a model failure (the
     /// same input would fail again).
-    pub async fn summarize(&self, request: &SummaryRequest) -> Result<Summary, TaskError> {
+    pub async fn summarize(
+        &self,
+        request: &SummaryRequest,
+        max_tokens: usize,
+    ) -> Result<Summary, TaskError> {
+        let content = &request.content;
         let word_count =
-            preflight::check(&request.text, request.content_type, self.max_input_words)
+            preflight::check(&content.text, content.content_type, self.max_input_words)
                 .map_err(|refusal| TaskError::Permanent(refusal.to_string()))?;
         let _permit = self
             .permits
@@ -78,35 +84,50 @@ impl Summarizer {
             .map_err(|_| TaskError::Transient("the model is shutting down".into()))?;
         let llm = self.llm.clone();
         let sampling = self.sampling;
-        let request = request.clone();
+        let content = content.clone();
+        let style = request.style();
         ml_runtime::telemetry::spawn_blocking_in_span(move || {
-            run(&llm, &request, sampling, word_count)
+            let wanted = Wanted {
+                style,
+                max_tokens,
+                word_count,
+            };
+            run(&llm, &content, wanted, sampling)
         })
         .await
         .map_err(|e| TaskError::Permanent(format!("the model thread crashed: {e}")))?
     }
 }
 
+/// The summary asked for, beside the content.
+struct Wanted {
+    style: Style,
+    max_tokens: usize,
+    /// The content's words, as the preflight counted them.
+    word_count: usize,
+}
+
 /// Runs one summary on the calling (blocking) thread.
 fn run(
     llm: &Llm,
-    request: &SummaryRequest,
+    content: &Content,
+    wanted: Wanted,
     sampling: SamplingParams,
-    word_count: usize,
 ) -> Result<Summary, TaskError> {
     let model_error =
         |e: ml_llm::LlmError| TaskError::Permanent(format!("summarising failed: {e}"));
     let tokenizer = llm.tokenizer();
-    let text = tokenizer.sanitize(&request.text);
-    let title = request.title.as_deref();
-    let empty_prompt = prompt::messages("", title, request.content_type, request.style);
+    let text = tokenizer.sanitize(&content.text);
+    let title = content.title.as_deref();
+    let kind = content.content_type;
+    let empty_prompt = prompt::messages("", title, kind, wanted.style);
     let overhead = llm
         .template()
         .render(&empty_prompt, tokenizer)
         .map_err(model_error)?
         .len();
     let context = llm.context_tokens();
-    let answer_cap = request.max_tokens.min(context / 2);
+    let answer_cap = wanted.max_tokens.min(context / 2);
     let input_budget = context
         .saturating_sub(overhead + answer_cap + CONTEXT_MARGIN)
         .max(1);
@@ -120,7 +141,7 @@ fn run(
     let max_new_tokens = answer_cap
         .min((fitted.tokens * 3 / 4).max(MIN_ANSWER_TOKENS))
         .max(1);
-    let messages = prompt::messages(&fitted.text, title, request.content_type, request.style);
+    let messages = prompt::messages(&fitted.text, title, kind, wanted.style);
     let params = GenerationParams {
         max_new_tokens,
         sampling,
@@ -136,7 +157,7 @@ fn run(
     Ok(Summary {
         key_points: prompt::key_points(&text),
         text,
-        word_count,
+        word_count: wanted.word_count,
         truncated: fitted.truncated,
         generation,
     })

@@ -1,15 +1,21 @@
-//! The kinds of text the vector worker embeds.
+//! The kinds of content a share holds: one vocabulary for the summaries'
+//! `metadata.content_type`, the embeddings' `content_type` column and the
+//! clean-up rules.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::EmbeddingError;
 
-/// What a text is, which decides how it is cleaned (see [`crate::clean`]).
+/// What a text is, which decides how it is cleaned (see [`crate::clean`])
+/// and how a summary prompt names it.
 ///
-/// Parsed from the task's `type` argument, case-insensitively; the contract's
-/// default is [`ContentType::Caption`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Parsed strictly by [`FromStr`] (and serde), case-insensitively, from the
+/// names [`ContentType::as_str`] gives; [`ContentType::guess`] also reads
+/// the looser names producers send a summary task. The embed task's default
+/// is [`ContentType::Caption`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum ContentType {
     /// A social-media post caption.
     #[default]
@@ -26,11 +32,17 @@ pub enum ContentType {
     Summary,
     /// Several fields of a share put together.
     Composite,
+    /// A Reddit post.
+    Reddit,
+    /// A short video's caption, transcript and hashtags together.
+    VideoCombined,
+    /// Text of no known kind.
+    Text,
 }
 
 impl ContentType {
     /// Every content type, in declaration order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 10] = [
         Self::Caption,
         Self::Transcript,
         Self::Article,
@@ -38,6 +50,9 @@ impl ContentType {
         Self::Tweet,
         Self::Summary,
         Self::Composite,
+        Self::Reddit,
+        Self::VideoCombined,
+        Self::Text,
     ];
 
     /// The lowercase name used on the wire and in the database.
@@ -51,6 +66,27 @@ impl ContentType {
             Self::Tweet => "tweet",
             Self::Summary => "summary",
             Self::Composite => "composite",
+            Self::Reddit => "reddit",
+            Self::VideoCombined => "video_combined",
+            Self::Text => "text",
+        }
+    }
+
+    /// Reads any name a producer may send: the strict names, common
+    /// synonyms (`webpage`, `youtube`, `tiktok`, `twitter`, ...), and
+    /// [`ContentType::Text`] for anything else.
+    #[must_use]
+    pub fn guess(name: &str) -> Self {
+        if let Ok(kind) = name.parse() {
+            return kind;
+        }
+        match name.trim().to_ascii_lowercase().as_str() {
+            "webpage" | "web" | "blog" | "post" => Self::Article,
+            "video" | "audio" | "youtube" => Self::Transcript,
+            "videocombined" | "video-combined" | "combined" => Self::VideoCombined,
+            "twitter" | "x" => Self::Tweet,
+            "tiktok" | "instagram" => Self::Caption,
+            _ => Self::Text,
         }
     }
 }
@@ -75,6 +111,14 @@ impl FromStr for ContentType {
             .into_iter()
             .find(|kind| kind.as_str().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| EmbeddingError::UnknownContentType(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for ContentType {
+    type Error = EmbeddingError;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
     }
 }
 
@@ -104,6 +148,20 @@ mod tests {
             message.contains("caption, transcript, article"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn guessing_reads_synonyms_and_falls_back_to_text() {
+        for (name, kind) in [
+            ("Reddit", ContentType::Reddit),
+            ("webpage", ContentType::Article),
+            ("youtube", ContentType::Transcript),
+            ("video-combined", ContentType::VideoCombined),
+            ("tiktok", ContentType::Caption),
+            ("poem", ContentType::Text),
+        ] {
+            assert_eq!(ContentType::guess(name), kind, "{name}");
+        }
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub enum EmbeddingError {
 
     /// A content type name that is not one of the accepted ones.
     #[error(
-        "unknown content type {0:?}; accepted: caption, transcript, article, comment, tweet, summary, composite"
+        "unknown content type {0:?}; accepted: caption, transcript, article, comment, tweet, summary, composite, reddit, video_combined, text"
     )]
     UnknownContentType(String),
 

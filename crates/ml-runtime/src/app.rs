@@ -37,18 +37,13 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
 }
 
-/// One task name served on one queue.
-struct Route {
-    queue: String,
-    task: &'static str,
-    handler: Arc<dyn Handler>,
-}
-
 /// What a built worker serves: its queues and task names, their handlers,
 /// and extra HTTP routes.
 pub struct Serving {
     model_name: String,
-    routes: Vec<Route>,
+    /// `(queue, task name)`, in the order routed.
+    routes: Vec<(String, &'static str)>,
+    router: Router,
     http: HttpRouter,
 }
 
@@ -59,23 +54,23 @@ impl Serving {
         Self {
             model_name: model_name.into(),
             routes: Vec::new(),
+            router: Router::new(),
             http: HttpRouter::new(),
         }
     }
 
     /// Consumes `queue` and runs `tasks` arriving on it with `handler`.
     #[must_use]
-    pub fn route(
+    pub fn route<H: Handler>(
         mut self,
         queue: &str,
         tasks: &[&'static str],
-        handler: &Arc<dyn Handler>,
+        handler: &Arc<H>,
     ) -> Self {
-        self.routes.extend(tasks.iter().map(|&task| Route {
-            queue: queue.to_owned(),
-            task,
-            handler: handler.clone(),
-        }));
+        for &task in tasks {
+            self.routes.push((queue.to_owned(), task));
+            self.router = self.router.route(task, handler.clone());
+        }
         self
     }
 
@@ -229,16 +224,14 @@ pub async fn run<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<()> {
     let pairs: Vec<(&str, &str)> = serving
         .routes
         .iter()
-        .map(|route| (route.queue.as_str(), route.task))
+        .map(|(queue, task)| (queue.as_str(), *task))
         .collect();
     metrics.initialise(&pairs, &serving.model_name);
     let mut queues: Vec<String> = Vec::new();
-    let mut router = Router::new();
-    for route in &serving.routes {
-        if !queues.contains(&route.queue) {
-            queues.push(route.queue.clone());
+    for (queue, _) in &serving.routes {
+        if !queues.contains(queue) {
+            queues.push(queue.clone());
         }
-        router = router.route(route.task, route.handler.clone());
     }
     tracing::info!(
         model = %serving.model_name,
@@ -249,7 +242,7 @@ pub async fn run<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<()> {
     let spec = WorkerSpec {
         name: A::NAME.to_owned(),
         queues,
-        router,
+        router: serving.router,
     };
     Worker::new(args.clone(), spec, results, metrics, readiness, shutdown)
         .run()

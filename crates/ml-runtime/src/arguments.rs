@@ -1,100 +1,169 @@
-//! Reading task arguments (CONTRACT section 3): `share_id`, `content` and
-//! `options`, accepting both the gateway's camelCase and Python's
-//! snake_case, with errors that name the offending field.
+//! Typed task arguments (CONTRACT section 3): a handler's [`Request`] is a
+//! serde struct read from the task's kwargs, with its positional `args`
+//! named first, so `serde(alias)` accepts both the gateway's camelCase and
+//! Python's snake_case; a bad argument is an
+//! [`TaskError::InvalidArguments`] that names the field
+//! (`content.text must be a string, got integer 3`).
 
-use serde_json::{Map, Value};
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, Unexpected, Visitor};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::TaskError;
+use crate::task::Task;
+
+/// A task's parsed arguments: what a [`crate::Handler`] is given.
+pub trait Request: DeserializeOwned + Send + Sync + 'static {
+    /// The names of the positional `args`, in order (CONTRACT section 3).
+    const POSITIONAL: &'static [&'static str] = &["share_id", "content", "options"];
+
+    /// Reads the request from `task` (by default: [`decode`]).
+    ///
+    /// # Errors
+    /// [`TaskError::InvalidArguments`] naming the offending field.
+    fn from_task(task: &Task) -> Result<Self, TaskError> {
+        decode(task, Self::POSITIONAL)
+    }
+
+    /// The shares whose `ml_results` rows this request writes (where a
+    /// failure is recorded).
+    fn share_ids(&self) -> Vec<Uuid>;
+}
+
+/// Deserialises `T` from `task`'s kwargs, the positional `args` taking
+/// the names in `positional` where the kwargs do not hold them.
+///
+/// # Errors
+/// [`TaskError::InvalidArguments`] naming the offending field.
+pub fn decode<T: DeserializeOwned>(task: &Task, positional: &[&str]) -> Result<T, TaskError> {
+    let mut arguments = task.kwargs.clone();
+    for (name, value) in positional.iter().zip(&task.args) {
+        arguments.entry(*name).or_insert_with(|| value.clone());
+    }
+    decode_value(Value::Object(arguments))
+}
+
+/// Deserialises `T` from `value`, with errors that name the field.
+///
+/// # Errors
+/// [`TaskError::InvalidArguments`] naming the offending field.
+pub fn decode_value<T: DeserializeOwned>(value: Value) -> Result<T, TaskError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        invalid(describe(&path, &error.into_inner().to_string()))
+    })
+}
 
 /// An [`TaskError::InvalidArguments`] with `reason`.
 pub fn invalid(reason: impl Into<String>) -> TaskError {
     TaskError::InvalidArguments(reason.into())
 }
 
-/// Parses the `share_id` argument, which must be a UUID string.
-///
-/// # Errors
-/// [`TaskError::InvalidArguments`] when absent, not a string or not a UUID.
-pub fn parse_share_id(value: Option<&Value>) -> Result<Uuid, TaskError> {
-    match value {
-        Some(Value::String(text)) => Uuid::parse_str(text)
-            .map_err(|_| invalid(format!("share_id must be a UUID, got {text:?}"))),
-        Some(Value::Null) | None => Err(invalid("share_id is required")),
-        Some(other) => Err(invalid(format!(
-            "share_id must be a UUID string, got {other}"
-        ))),
+/// Words serde's `message` about the field at `path` as one sentence:
+/// `<path> is required`, `<path> must be <expected>, got <found>`.
+fn describe(path: &str, message: &str) -> String {
+    let path = if path == "." { "" } else { path };
+    let field = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return format!("{} is required", field(name));
+    }
+    let subject = if path.is_empty() {
+        "the arguments"
+    } else {
+        path
+    };
+    let mismatch = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "));
+    match mismatch {
+        Some((found, expected)) => format!("{subject} must be {expected}, got {found}"),
+        None if path.is_empty() => message.to_owned(),
+        None if message.starts_with("must ") => format!("{subject} {message}"),
+        None => format!("{subject}: {message}"),
     }
 }
 
-/// The argument `name` as a JSON object; `None` when absent or null.
-///
-/// # Errors
-/// [`TaskError::InvalidArguments`] when present but not an object.
-pub fn optional_object<'a>(
-    value: Option<&'a Value>,
-    name: &str,
-) -> Result<Option<&'a Map<String, Value>>, TaskError> {
-    match value {
-        Some(Value::Object(object)) => Ok(Some(object)),
-        Some(Value::Null) | None => Ok(None),
-        Some(other) => Err(invalid(format!("{name} must be an object, got {other}"))),
+/// The `share_id` argument: a UUID string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareId(pub Uuid);
+
+impl<'de> Deserialize<'de> for ShareId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct UuidString;
+        impl Visitor<'_> for UuidString {
+            type Value = ShareId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a UUID string")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ShareId, E> {
+                Uuid::parse_str(text)
+                    .map(ShareId)
+                    .map_err(|_| E::invalid_value(Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_str(UuidString)
     }
 }
 
-/// The first of `keys` present (and not null) in `object`, which must be a
-/// string.
-///
-/// # Errors
-/// [`TaskError::InvalidArguments`] when that key holds another type.
-pub fn optional_str<'a>(
-    object: &'a Map<String, Value>,
-    keys: &[&str],
-) -> Result<Option<&'a str>, TaskError> {
-    match first_present(object, keys) {
-        Some((_, Value::String(text))) => Ok(Some(text)),
-        Some((key, other)) => Err(invalid(format!("{key} must be a string, got {other}"))),
-        None => Ok(None),
+/// A positive integer argument (a count or a length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Positive(pub u64);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PositiveInteger;
+        impl Visitor<'_> for PositiveInteger {
+            type Value = Positive;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a positive integer")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Positive, E> {
+                if n == 0 {
+                    return Err(E::invalid_value(Unexpected::Unsigned(0), &self));
+                }
+                Ok(Positive(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Positive, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(n), &self))
+                    .and_then(|n| self.visit_u64(n))
+            }
+        }
+        deserializer.deserialize_u64(PositiveInteger)
     }
 }
 
-/// The first of `keys` present in `object`, which must be a boolean.
-///
-/// # Errors
-/// [`TaskError::InvalidArguments`] when that key holds another type.
-pub fn optional_bool(
-    object: &Map<String, Value>,
-    keys: &[&str],
-) -> Result<Option<bool>, TaskError> {
-    match first_present(object, keys) {
-        Some((_, Value::Bool(flag))) => Ok(Some(*flag)),
-        Some((key, other)) => Err(invalid(format!("{key} must be true or false, got {other}"))),
-        None => Ok(None),
-    }
-}
+/// A `true`/`false` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub bool);
 
-/// The first of `keys` present in `object`, which must be a non-negative
-/// integer.
-///
-/// # Errors
-/// [`TaskError::InvalidArguments`] when that key holds another type.
-pub fn optional_u64(object: &Map<String, Value>, keys: &[&str]) -> Result<Option<u64>, TaskError> {
-    match first_present(object, keys) {
-        Some((key, value)) => value
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| invalid(format!("{key} must be a non-negative integer, got {value}"))),
-        None => Ok(None),
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TrueOrFalse;
+        impl Visitor<'_> for TrueOrFalse {
+            type Value = Flag;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true or false")
+            }
+            fn visit_bool<E: de::Error>(self, flag: bool) -> Result<Flag, E> {
+                Ok(Flag(flag))
+            }
+        }
+        deserializer.deserialize_bool(TrueOrFalse)
     }
-}
-
-/// The first of `keys` whose value is present and not null.
-fn first_present<'a, 'k>(
-    object: &'a Map<String, Value>,
-    keys: &[&'k str],
-) -> Option<(&'k str, &'a Value)> {
-    keys.iter()
-        .find_map(|key| object.get(*key).filter(|v| !v.is_null()).map(|v| (*key, v)))
 }
 
 #[cfg(test)]
@@ -102,48 +171,114 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn object(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(object) => object,
-            _ => Map::new(),
-        }
+    #[derive(Debug, Deserialize)]
+    struct Args {
+        share_id: ShareId,
+        content: Content,
+        #[serde(default)]
+        options: Options,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(expecting = "an object {text}")]
+    struct Content {
+        text: String,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    struct Options {
+        #[serde(alias = "maxLength")]
+        max_length: Option<Positive>,
+        normalize: Option<Flag>,
+    }
+
+    const SHARE: &str = "6a1f0d0e-2b3c-4d5e-8f90-1a2b3c4d5e6f";
+
+    fn task(args: Value, kwargs: Value) -> Task {
+        let mut task = Task::with_kwargs(
+            "id",
+            "name",
+            serde_json::from_value(kwargs).unwrap_or_default(),
+        );
+        task.args = serde_json::from_value(args).unwrap_or_default();
+        task
+    }
+
+    fn error(kwargs: Value) -> String {
+        decode::<Args>(&task(json!([]), kwargs), &["share_id"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     }
 
     #[test]
-    fn share_id_must_be_a_uuid_string() {
-        let id = "6a1f0d0e-2b3c-4d5e-8f90-1a2b3c4d5e6f";
-        assert_eq!(
-            parse_share_id(Some(&json!(id))).map(|u| u.to_string()).ok(),
-            Some(id.to_owned())
-        );
-        for (value, expected) in [
-            (Some(json!("nope")), "share_id must be a UUID"),
-            (Some(json!(5)), "share_id must be a UUID string"),
-            (None, "share_id is required"),
+    fn positional_args_take_their_names_and_kwargs_win() -> Result<(), TaskError> {
+        let positional = &["share_id", "content", "options"];
+        let args: Args = decode(
+            &task(
+                json!([SHARE, {"text": "a"}, {"maxLength": 7, "normalize": false}]),
+                json!({}),
+            ),
+            positional,
+        )?;
+        assert_eq!(args.share_id.0.to_string(), SHARE);
+        assert_eq!(args.content.text, "a");
+        assert_eq!(args.options.max_length, Some(Positive(7)));
+        assert_eq!(args.options.normalize, Some(Flag(false)));
+        let args: Args = decode(
+            &task(
+                json!([SHARE, {"text": "a"}]),
+                json!({"content": {"text": "b"}}),
+            ),
+            positional,
+        )?;
+        assert_eq!(args.content.text, "b");
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_the_field_and_what_it_must_be() {
+        for (kwargs, expected) in [
+            (json!({"content": {"text": "t"}}), "share_id is required"),
+            (
+                json!({"share_id": "nope", "content": {"text": "t"}}),
+                "share_id must be a UUID string, got string \"nope\"",
+            ),
+            (
+                json!({"share_id": 5, "content": {"text": "t"}}),
+                "share_id must be a UUID string, got integer `5`",
+            ),
+            (json!({"share_id": SHARE}), "content is required"),
+            (
+                json!({"share_id": SHARE, "content": {}}),
+                "content.text is required",
+            ),
+            (
+                json!({"share_id": SHARE, "content": "words"}),
+                "content must be an object {text}, got string \"words\"",
+            ),
+            (
+                json!({"share_id": SHARE, "content": {"text": 3}}),
+                "content.text must be a string, got integer `3`",
+            ),
+            (
+                json!({"share_id": SHARE, "content": {"text": "t"}, "options": {"maxLength": 0}}),
+                "options.maxLength must be a positive integer, got integer `0`",
+            ),
+            (
+                json!({"share_id": SHARE, "content": {"text": "t"}, "options": {"max_length": -1}}),
+                "options.max_length must be a positive integer, got integer `-1`",
+            ),
+            (
+                json!({"share_id": SHARE, "content": {"text": "t"}, "options": {"normalize": "no"}}),
+                "options.normalize must be true or false, got string \"no\"",
+            ),
         ] {
-            let error = parse_share_id(value.as_ref()).err().map(|e| e.to_string());
-            assert!(error.is_some_and(|e| e.contains(expected)), "{value:?}");
+            assert_eq!(
+                error(kwargs.clone()),
+                format!("invalid task arguments: {expected}"),
+                "{kwargs}"
+            );
         }
-    }
-
-    #[test]
-    fn first_spelling_present_wins_and_types_are_checked() {
-        let options = object(
-            json!({"maxLength": 200, "max_length": null, "normalize": "yes", "style": "brief"}),
-        );
-        assert_eq!(
-            optional_u64(&options, &["max_length", "maxLength"]).ok(),
-            Some(Some(200))
-        );
-        assert_eq!(optional_str(&options, &["style"]).ok(), Some(Some("brief")));
-        assert_eq!(optional_str(&options, &["absent"]).ok(), Some(None));
-        let error = optional_bool(&options, &["normalize"])
-            .err()
-            .map(|e| e.to_string());
-        assert!(error.is_some_and(|e| e.contains("normalize must be true or false")));
-        let error = optional_object(Some(&json!([1])), "content")
-            .err()
-            .map(|e| e.to_string());
-        assert!(error.is_some_and(|e| e.contains("content must be an object")));
     }
 }

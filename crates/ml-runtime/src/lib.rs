@@ -9,7 +9,7 @@
 //! | [`config`] | environment names and CLI flags shared by every worker |
 //! | [`cpu`] | the model library's compute threads against the CPU limit |
 //! | [`task`] | the typed [`Task`] both wire encodings decode into |
-//! | [`arguments`] | reading `share_id`/`content`/`options` in both spellings |
+//! | [`arguments`] | typed task arguments ([`Request`]): serde, both spellings, errors naming the field |
 //! | `decode` | gateway (body-carried) and Celery protocol 2 decoding |
 //! | [`headers`] | AMQP field tables to and from JSON |
 //! | [`handler`] | the [`Handler`] trait and the task-name [`Router`] |
@@ -19,7 +19,7 @@
 //! | `worker` | the consume loop: prefetch, reconnects, graceful drain |
 //! | `process` | one delivery's life: eta/expires, run, retry, dead-letter, late ack |
 //! | [`backoff`] | exponential backoff with jitter; retrying start-up connections |
-//! | [`storage`] | PostgreSQL at start-up (backoff), in `/readyz`, and its errors as [`TaskError`]s |
+//! | [`storage`] | PostgreSQL at start-up (backoff), in `/readyz`, its errors as [`TaskError`]s, failure rows |
 //! | [`results`] | the Celery result backend in Redis |
 //! | [`metrics`] | the Prometheus registry with the contract's metric names |
 //! | [`health`] | the axum server for `/metrics`, `/healthz`, `/readyz` |
@@ -49,6 +49,7 @@ mod process;
 mod publisher;
 mod worker;
 
+pub use arguments::{Request, ShareId};
 pub use config::RuntimeArgs;
 pub use error::{RuntimeError, TaskError};
 pub use handler::{Handler, Router};

@@ -16,7 +16,7 @@ use tracing::{Instrument, field};
 use crate::backoff;
 use crate::decode::{DecodeError, RawMessage, decode};
 use crate::error::TaskError;
-use crate::handler::{Handler, Router};
+use crate::handler::{Parsed, Route, Router};
 use crate::headers::table_to_json;
 use crate::metrics::{ErrorType, Metrics, Outcome};
 use crate::publisher::{DeadLetter, Publisher};
@@ -184,7 +184,7 @@ impl Delivered<'_> {
     /// then gives the slot back and settles the delivery (the ack is broker
     /// I/O, not work: the next task need not wait for it; prefetch still
     /// bounds the unacknowledged deliveries).
-    async fn run(&self, task: &Task, handler: &dyn Handler, permit: OwnedSemaphorePermit) {
+    async fn run(&self, task: &Task, handler: &dyn Route, permit: OwnedSemaphorePermit) {
         let metrics = &self.context.metrics;
         metrics.active_tasks.inc();
         self.update_busy();
@@ -201,7 +201,8 @@ impl Delivered<'_> {
         }
         tracing::info!(redelivered = self.delivery.redelivered, "task started");
         let started = Instant::now();
-        let outcome = match handler.handle(task).await {
+        let parsed = handler.parse(task);
+        let outcome = match parsed.handle(task).await {
             Ok(result) => self
                 .context
                 .results
@@ -229,7 +230,7 @@ impl Delivered<'_> {
                 if error.is_transient() && task.retries < self.context.max_retries {
                     self.retry(task, &error, duration_ms).await;
                 } else {
-                    self.fail(task, handler, &error, duration_ms).await;
+                    self.fail(task, parsed.as_ref(), &error, duration_ms).await;
                 }
             }
         }
@@ -275,7 +276,7 @@ impl Delivered<'_> {
         }
     }
 
-    async fn fail(&self, task: &Task, handler: &dyn Handler, error: &TaskError, duration_ms: u64) {
+    async fn fail(&self, task: &Task, parsed: &dyn Parsed, error: &TaskError, duration_ms: u64) {
         let reason = if error.is_transient() {
             format!(
                 "retries exhausted after {} attempts: {error}",
@@ -284,7 +285,7 @@ impl Delivered<'_> {
         } else {
             error.to_string()
         };
-        handler.on_failure(task, error).await;
+        parsed.on_failure(task, error).await;
         tracing::warn!(%reason, duration_ms, "task failed");
         self.dead_letter(
             Some(&task.id),

@@ -3,11 +3,15 @@
 //! errors (retry when the database is unavailable, dead-letter otherwise).
 
 use async_trait::async_trait;
-use ml_storage::{MlResult, StorageError, Store, StoreConfig};
+use ml_storage::{Failure, MlResult, StorageError, Store, StoreConfig};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
+use crate::arguments::Request;
 use crate::error::TaskError;
 use crate::health::ReadinessCheck;
+use crate::task::Task;
 
 /// [`Store::connect`], waiting with backoff while PostgreSQL is unreachable
 /// or starting, until `shutdown`.
@@ -48,11 +52,47 @@ impl From<StorageError> for TaskError {
     }
 }
 
-/// Records a failure row ([`Store::record_failure`]: never over a success)
-/// from a handler's `on_failure`. A storage error is logged, not returned:
-/// the task is dead-lettered either way.
-pub async fn record_failure(store: &Store, row: &MlResult) {
-    if let Err(error) = store.record_failure(row).await {
-        tracing::warn!(share_id = %row.share_id, %error, "could not record the failure");
+/// Where a worker records the tasks that failed for good: one `failed`
+/// `ml_results` row per share of the request, never over a success.
+pub struct FailureLog {
+    store: Store,
+    task_type: &'static str,
+    model: String,
+    fields: Value,
+}
+
+impl FailureLog {
+    /// Failure rows of `task_type` by `model` in `store`, each carrying the
+    /// worker's own `fields` (an object, or null for none).
+    pub fn new(store: Store, task_type: &'static str, model: &str, fields: Value) -> Self {
+        Self {
+            store,
+            task_type,
+            model: model.to_owned(),
+            fields,
+        }
+    }
+
+    /// Records `error` against the shares of `request`, or, when the
+    /// arguments did not parse, against the task's `share_id` if it is a
+    /// UUID. A storage error is logged, not returned: the task is
+    /// dead-lettered either way.
+    pub async fn record<R: Request>(&self, task: &Task, request: Option<&R>, error: &TaskError) {
+        let shares: Vec<Uuid> = match request {
+            Some(request) => request.share_ids(),
+            None => task.share_id().into_iter().collect(),
+        };
+        let error = error.to_string();
+        let failure = Failure {
+            task_id: &task.id,
+            error: &error,
+        };
+        for share_id in shares {
+            let fields = self.fields.clone();
+            let row = MlResult::failed(share_id, self.task_type, &self.model, &failure, fields);
+            if let Err(error) = self.store.record_failure(&row).await {
+                tracing::warn!(%share_id, %error, "could not record the failure");
+            }
+        }
     }
 }

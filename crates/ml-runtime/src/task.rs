@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 /// Which wire encoding a task arrived in (CONTRACT section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,13 @@ impl Task {
         self.argument("share_id", 0)
             .or_else(|| self.kwargs.get("shareId"))
             .and_then(Value::as_str)
+    }
+
+    /// The `share_id` argument, when it is a UUID (where a failure is
+    /// recorded when the arguments did not parse).
+    pub fn share_id(&self) -> Option<Uuid> {
+        self.share_id_hint()
+            .and_then(|text| Uuid::parse_str(text).ok())
     }
 
     /// The trace id carried in `traceparent` (`00-<trace id>-<span id>-<flags>`).

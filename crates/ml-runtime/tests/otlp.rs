@@ -16,8 +16,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptio
 use lapin::types::ShortString;
 use lapin::{Connection, ConnectionProperties};
 use ml_runtime::{
-    Handler, Metrics, Readiness, ResultBackend, Router, RuntimeArgs, Task, TaskError, Worker,
-    WorkerSpec,
+    Handler, Metrics, Readiness, Request, ResultBackend, Router, RuntimeArgs, Task, TaskError,
+    Worker, WorkerSpec,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -47,9 +47,23 @@ struct Stub {
     called: Arc<Notify>,
 }
 
+/// The stub reads no arguments.
+#[derive(serde::Deserialize)]
+struct NoArguments {}
+
+impl Request for NoArguments {
+    const POSITIONAL: &'static [&'static str] = &[];
+
+    fn share_ids(&self) -> Vec<uuid::Uuid> {
+        Vec::new()
+    }
+}
+
 #[async_trait::async_trait]
 impl Handler for Stub {
-    async fn handle(&self, _task: &Task) -> Result<Value, TaskError> {
+    type Request = NoArguments;
+
+    async fn handle(&self, _task: &Task, _: &NoArguments) -> Result<Value, TaskError> {
         ml_runtime::telemetry::spawn_blocking_in_span(|| tracing::info!("{MODEL_LINE}"))
             .await
             .map_err(|e| TaskError::Transient(format!("model thread: {e}")))?;

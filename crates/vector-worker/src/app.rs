@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ml_embedding::{Embedder, EmbedderConfig};
+use ml_runtime::RuntimeArgs;
 use ml_runtime::app::{Services, Serving, WorkerApp};
-use ml_runtime::{Handler, RuntimeArgs};
 
 use crate::config::Config;
-use crate::handler::{EMBED_BATCH_TASK, EMBED_TASK, EmbedHandler};
+use crate::handler::{EMBED_BATCH_TASK, EMBED_TASK, EmbedBatch, EmbedHandler, EmbedOne};
 use crate::{openai, service::EmbedService};
 
 /// Embeddings with a local BERT model into PostgreSQL + pgvector.
@@ -52,7 +52,7 @@ impl WorkerApp for VectorWorker {
         let service =
             EmbedService::start(embedder, services.metrics.clone(), config.batch_limits())?;
         let http = openai::routes(service.clone(), config.api_limits());
-        let handler: Arc<dyn Handler> = Arc::new(EmbedHandler::new(
+        let handler = Arc::new(EmbedHandler::new(
             service,
             services.store,
             services.metrics,
@@ -60,6 +60,15 @@ impl WorkerApp for VectorWorker {
         ));
         Ok(serving
             .http(http)
-            .route(&config.queue, &[EMBED_TASK, EMBED_BATCH_TASK], &handler))
+            .route(
+                &config.queue,
+                &[EMBED_TASK],
+                &Arc::new(EmbedOne(handler.clone())),
+            )
+            .route(
+                &config.queue,
+                &[EMBED_BATCH_TASK],
+                &Arc::new(EmbedBatch(handler)),
+            ))
     }
 }

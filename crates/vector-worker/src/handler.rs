@@ -10,12 +10,12 @@ use ml_embedding::{
     transcript_text,
 };
 use ml_runtime::metrics::Direction;
+use ml_runtime::storage::FailureLog;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{EmbeddingRow, EmbeddingSet, Failure, MlResult, Store, processed_at};
+use ml_storage::{EmbeddingRow, EmbeddingSet, MlResult, Store, processed_at};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::request::EmbedRequest;
+use crate::request::{BatchRequest, EmbedRequest};
 use crate::service::EmbedService;
 
 /// Task name of a single embedding request.
@@ -25,13 +25,20 @@ pub const EMBED_BATCH_TASK: &str = "vector_service.tasks.generate_embeddings_bat
 /// `ml_results.task_type` this worker writes (CONTRACT section 5).
 pub const TASK_TYPE: &str = "embed_vectors";
 
-/// Serves both embed task names.
+/// The embed pipeline both task names run: clean, chunk, embed, store.
 pub struct EmbedHandler {
     service: EmbedService,
     store: Store,
+    failures: FailureLog,
     metrics: Arc<Metrics>,
     chunking: ChunkConfig,
 }
+
+/// Serves [`EMBED_TASK`].
+pub struct EmbedOne(pub Arc<EmbedHandler>);
+
+/// Serves [`EMBED_BATCH_TASK`].
+pub struct EmbedBatch(pub Arc<EmbedHandler>);
 
 /// A request after clean-up: either chunks to embed or a reason to skip.
 enum Prepared {
@@ -53,9 +60,12 @@ impl EmbedHandler {
         metrics: Arc<Metrics>,
         chunking: ChunkConfig,
     ) -> Self {
+        let model = service.embedder().model_name();
+        let failures = FailureLog::new(store.clone(), TASK_TYPE, model, Value::Null);
         Self {
             service,
             store,
+            failures,
             metrics,
             chunking,
         }
@@ -188,7 +198,7 @@ impl EmbedHandler {
             "dimensions": dimensions,
             "total_tokens": total_tokens,
             "chunks": chunk_summaries,
-            "embedding_type": request.embedding_type,
+            "embedding_type": request.embedding_type.as_str(),
             "content_type": request.content_type.as_str(),
             "chunk_strategy": request.chunk_strategy.as_str(),
             "requested_model": request.requested_model,
@@ -196,7 +206,7 @@ impl EmbedHandler {
         });
         let set = EmbeddingSet {
             share_id: request.share_id,
-            embedding_type: request.embedding_type.clone(),
+            embedding_type: request.embedding_type.as_str().to_owned(),
             content_type: request.content_type.as_str().to_owned(),
             chunk_key: request.chunk_key.clone(),
         };
@@ -236,7 +246,7 @@ impl EmbedHandler {
             "dimensions": embedder.dimension(),
             "total_tokens": 0,
             "chunks": [],
-            "embedding_type": request.embedding_type,
+            "embedding_type": request.embedding_type.as_str(),
             "content_type": request.content_type.as_str(),
         });
         let model = embedder.model_name();
@@ -255,17 +265,14 @@ impl EmbedHandler {
         )
     }
 
-    async fn handle_batch(&self, task: &Task) -> Result<Value, TaskError> {
-        let Some(Value::Array(items)) = task.argument("tasks", 0) else {
-            return Err(TaskError::InvalidArguments(
-                "tasks must be a list of {share_id, content, options}".into(),
-            ));
-        };
+    /// Embeds the batch's valid items; the refused ones are reported in
+    /// the result, and the task fails only when no item is valid.
+    async fn embed_batch(&self, batch: &BatchRequest) -> Result<Value, TaskError> {
         let mut valid = Vec::new();
         let mut rejected = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            match EmbedRequest::from_batch_item(item) {
-                Ok(request) => valid.push(request),
+        for (index, item) in batch.tasks.iter().enumerate() {
+            match &item.request {
+                Ok(request) => valid.push(request.clone()),
                 Err(error) => {
                     tracing::warn!(index, %error, "batch item rejected");
                     rejected.push(
@@ -277,7 +284,7 @@ impl EmbedHandler {
         if valid.is_empty() {
             return Err(TaskError::InvalidArguments(format!(
                 "no valid item in the batch of {}: {}",
-                items.len(),
+                batch.tasks.len(),
                 Value::Array(rejected)
             )));
         }
@@ -290,53 +297,32 @@ impl EmbedHandler {
             "errors": rejected,
         }))
     }
+}
 
-    /// Share ids a task is about, for recording failures.
-    fn share_ids(task: &Task) -> Vec<Uuid> {
-        let parse = |value: Option<&Value>| {
-            value
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
-        };
-        if task.name == EMBED_BATCH_TASK {
-            let Some(Value::Array(items)) = task.argument("tasks", 0) else {
-                return Vec::new();
-            };
-            items
-                .iter()
-                .filter_map(|item| parse(item.get("share_id").or_else(|| item.get("shareId"))))
-                .collect()
-        } else {
-            task.share_id_hint()
-                .and_then(|text| Uuid::parse_str(text).ok())
-                .into_iter()
-                .collect()
-        }
+#[async_trait]
+impl Handler for EmbedOne {
+    type Request = EmbedRequest;
+
+    async fn handle(&self, _task: &Task, request: &EmbedRequest) -> Result<Value, TaskError> {
+        let mut summaries = self.0.embed_requests(vec![request.clone()]).await?;
+        Ok(summaries.pop().unwrap_or(Value::Null))
+    }
+
+    async fn on_failure(&self, task: &Task, request: Option<&EmbedRequest>, error: &TaskError) {
+        self.0.failures.record(task, request, error).await;
     }
 }
 
 #[async_trait]
-impl Handler for EmbedHandler {
-    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
-        if task.name == EMBED_BATCH_TASK {
-            return self.handle_batch(task).await;
-        }
-        let request = EmbedRequest::from_task(task)?;
-        let mut summaries = self.embed_requests(vec![request]).await?;
-        Ok(summaries.pop().unwrap_or(Value::Null))
+impl Handler for EmbedBatch {
+    type Request = BatchRequest;
+
+    async fn handle(&self, _task: &Task, batch: &BatchRequest) -> Result<Value, TaskError> {
+        self.0.embed_batch(batch).await
     }
 
-    async fn on_failure(&self, task: &Task, error: &TaskError) {
-        let error = error.to_string();
-        let failure = Failure {
-            task_id: &task.id,
-            error: &error,
-        };
-        let model = self.service.embedder().model_name();
-        for share_id in Self::share_ids(task) {
-            let row = MlResult::failed(share_id, TASK_TYPE, model, &failure, Value::Null);
-            ml_runtime::storage::record_failure(&self.store, &row).await;
-        }
+    async fn on_failure(&self, task: &Task, batch: Option<&BatchRequest>, error: &TaskError) {
+        self.0.failures.record(task, batch, error).await;
     }
 }
 

@@ -1,23 +1,20 @@
-//! Parsing and validating the embed tasks' arguments (CONTRACT section 3),
+//! The embed tasks' arguments (CONTRACT section 3) as serde types,
 //! accepting both the gateway's camelCase and Python's snake_case.
 
-use std::str::FromStr;
-
 use ml_embedding::{ChunkStrategy, ContentType, Segment};
-use ml_runtime::arguments::{invalid, optional_object, optional_str, parse_share_id};
-use ml_runtime::{Task, TaskError};
+use ml_runtime::arguments::decode_value;
+use ml_runtime::{Request, ShareId, TaskError};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
-
-/// `embedding_type` values the old worker accepted.
-const EMBEDDING_TYPES: [&str; 3] = ["content", "summary", "composite"];
 
 /// Metadata keys that name a chapter; embeddings of different chapters of a
 /// share are separate sets.
 const CHAPTER_KEYS: [&str; 4] = ["chapter_id", "chapterId", "chapter_index", "chapterIndex"];
 
 /// One validated request to embed a share's text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "EmbedArguments")]
 pub struct EmbedRequest {
     /// The share the vectors belong to.
     pub share_id: Uuid,
@@ -25,8 +22,8 @@ pub struct EmbedRequest {
     pub text: String,
     /// What kind of text it is (drives clean-up and default chunking).
     pub content_type: ContentType,
-    /// `content`, `summary` or `composite`.
-    pub embedding_type: String,
+    /// Which of the share's embeddings this is.
+    pub embedding_type: EmbeddingType,
     /// How to split the text.
     pub chunk_strategy: ChunkStrategy,
     /// Timed segments for the `transcript` strategy.
@@ -39,107 +36,136 @@ pub struct EmbedRequest {
     pub requested_model: Option<String>,
 }
 
-impl EmbedRequest {
-    /// Reads the `share_id`, `content`, `options` arguments of `task`.
-    ///
-    /// # Errors
-    /// [`TaskError::InvalidArguments`] naming the offending field.
-    pub fn from_task(task: &Task) -> Result<Self, TaskError> {
-        let share_id = task
-            .argument("share_id", 0)
-            .or_else(|| task.kwargs.get("shareId"));
-        let content = task.argument("content", 1);
-        let options = task.argument("options", 2);
-        Self::parse(share_id, content, options)
-    }
+/// `options.embedding_type`: the values the old worker accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingType {
+    /// The share's own content (the default).
+    #[default]
+    Content,
+    /// Its summary.
+    Summary,
+    /// Several fields together.
+    Composite,
+}
 
-    /// Reads one item of the batch task (`{share_id, content, options}`).
-    ///
-    /// # Errors
-    /// [`TaskError::InvalidArguments`] naming the offending field.
-    pub fn from_batch_item(item: &Value) -> Result<Self, TaskError> {
-        let Some(item) = item.as_object() else {
-            return Err(invalid(
-                "each batch item must be an object {share_id, content, options}",
-            ));
-        };
-        Self::parse(
-            item.get("share_id").or_else(|| item.get("shareId")),
-            item.get("content"),
-            item.get("options"),
-        )
-    }
-
-    fn parse(
-        share_id: Option<&Value>,
-        content: Option<&Value>,
-        options: Option<&Value>,
-    ) -> Result<Self, TaskError> {
-        let share_id = parse_share_id(share_id)?;
-        let content =
-            optional_object(content, "content")?.ok_or_else(|| invalid("content is required"))?;
-        let text = match content.get("text") {
-            Some(Value::String(text)) => text.clone(),
-            Some(Value::Null) | None => return Err(invalid("content.text is required")),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "content.text must be a string, got {other}"
-                )));
-            }
-        };
-        let content_type = match optional_str(content, &["type", "contentType", "content_type"])? {
-            Some(name) => {
-                ContentType::from_str(name).map_err(|e| invalid(format!("content.type: {e}")))?
-            }
-            None => ContentType::Caption,
-        };
-        let metadata = match content.get("metadata") {
-            Some(Value::Object(metadata)) => metadata.clone(),
-            Some(Value::Null) | None => Map::new(),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "content.metadata must be an object, got {other}"
-                )));
-            }
-        };
-        let empty = Map::new();
-        let options = optional_object(options, "options")?.unwrap_or(&empty);
-        let embedding_type = optional_str(options, &["embedding_type", "embeddingType"])?
-            .unwrap_or("content")
-            .to_owned();
-        if !EMBEDDING_TYPES.contains(&embedding_type.as_str()) {
-            return Err(invalid(format!(
-                "options.embedding_type must be one of {}, got {embedding_type:?}",
-                EMBEDDING_TYPES.join(", ")
-            )));
+impl EmbeddingType {
+    /// The name stored in `embeddings.embedding_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Content => "content",
+            Self::Summary => "summary",
+            Self::Composite => "composite",
         }
-        let chunk_strategy = match optional_str(options, &["chunk_strategy", "chunkStrategy"])? {
-            Some(name) => ChunkStrategy::from_str(name)
-                .map_err(|e| invalid(format!("options.chunk_strategy: {e}")))?,
-            None => ChunkStrategy::default_for(content_type),
-        };
+    }
+}
+
+impl Request for EmbedRequest {
+    fn share_ids(&self) -> Vec<Uuid> {
+        vec![self.share_id]
+    }
+}
+
+/// The batch task: `tasks: [{share_id, content, options}, …]`, each item
+/// read on its own so one bad item does not sink the others.
+#[derive(Debug, Deserialize)]
+pub struct BatchRequest {
+    /// The items, in order.
+    #[serde(deserialize_with = "items")]
+    pub tasks: Vec<BatchItem>,
+}
+
+/// One item of a batch, parsed or refused.
+#[derive(Debug)]
+pub struct BatchItem {
+    /// The item's `share_id`, when it is a UUID.
+    pub share_id: Option<Uuid>,
+    /// The request, or why the item was refused.
+    pub request: Result<EmbedRequest, TaskError>,
+}
+
+impl Request for BatchRequest {
+    const POSITIONAL: &'static [&'static str] = &["tasks"];
+
+    fn share_ids(&self) -> Vec<Uuid> {
+        self.tasks.iter().filter_map(|item| item.share_id).collect()
+    }
+}
+
+fn items<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<BatchItem>, D::Error> {
+    let items = Vec::<Value>::deserialize(deserializer)?;
+    Ok(items
+        .into_iter()
+        .map(|item| BatchItem {
+            share_id: ["share_id", "shareId"]
+                .iter()
+                .find_map(|key| item.get(*key)?.as_str())
+                .and_then(|text| Uuid::parse_str(text).ok()),
+            request: decode_value(item),
+        })
+        .collect())
+}
+
+/// The arguments as they arrive.
+#[derive(Deserialize)]
+#[serde(expecting = "an object {share_id, content, options?}")]
+struct EmbedArguments {
+    #[serde(alias = "shareId")]
+    share_id: ShareId,
+    content: Content,
+    #[serde(default)]
+    options: Options,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object {text, type?, metadata?}")]
+struct Content {
+    text: String,
+    #[serde(rename = "type", alias = "contentType", alias = "content_type")]
+    content_type: Option<ContentType>,
+    metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Default, Deserialize)]
+struct Options {
+    #[serde(alias = "embeddingType")]
+    embedding_type: Option<EmbeddingType>,
+    #[serde(alias = "chunkStrategy")]
+    chunk_strategy: Option<ChunkStrategy>,
+    #[serde(alias = "forceModel", alias = "model")]
+    force_model: Option<String>,
+}
+
+impl TryFrom<EmbedArguments> for EmbedRequest {
+    type Error = String;
+
+    /// Applies the defaults and reads the timed segments.
+    fn try_from(arguments: EmbedArguments) -> Result<Self, String> {
+        let EmbedArguments {
+            share_id,
+            content,
+            options,
+        } = arguments;
+        let content_type = content.content_type.unwrap_or_default();
+        let metadata = content.metadata.unwrap_or_default();
         let segments = match metadata.get("segments") {
             Some(Value::Null) | None => None,
-            Some(value) => Some(
-                serde_json::from_value::<Vec<Segment>>(value.clone()).map_err(|e| {
-                    invalid(format!(
-                        "content.metadata.segments must be a list of {{start, end, text}}: {e}"
-                    ))
-                })?,
-            ),
+            Some(value) => Some(Vec::<Segment>::deserialize(value).map_err(|e| {
+                format!("content.metadata.segments must be a list of {{start, end, text}}: {e}")
+            })?),
         };
-        let requested_model =
-            optional_str(options, &["force_model", "forceModel", "model"])?.map(str::to_owned);
         Ok(Self {
-            share_id,
-            text,
+            share_id: share_id.0,
+            text: content.text,
             content_type,
-            embedding_type,
-            chunk_strategy,
+            embedding_type: options.embedding_type.unwrap_or_default(),
+            chunk_strategy: options
+                .chunk_strategy
+                .unwrap_or(ChunkStrategy::default_for(content_type)),
             segments,
             chunk_key: chapter_key(&metadata),
             metadata,
-            requested_model,
+            requested_model: options.force_model,
         })
     }
 }
@@ -159,10 +185,11 @@ fn chapter_key(metadata: &Map<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ml_runtime::Task;
     use serde_json::json;
 
     fn parse(kwargs: Value) -> Result<EmbedRequest, TaskError> {
-        EmbedRequest::from_batch_item(&kwargs)
+        decode_value(kwargs)
     }
 
     #[test]
@@ -174,9 +201,41 @@ mod tests {
         }))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(request.content_type, ContentType::Transcript);
-        assert_eq!(request.embedding_type, "summary");
+        assert_eq!(request.embedding_type, EmbeddingType::Summary);
         assert_eq!(request.chunk_strategy, ChunkStrategy::Transcript);
         assert_eq!(request.chunk_key, "chapter:2");
+    }
+
+    #[test]
+    fn a_batch_keeps_bad_items_with_their_share() -> Result<(), TaskError> {
+        let share = "6a1f0d0e-2b3c-4d5e-8f90-1a2b3c4d5e6f";
+        let task = Task::with_kwargs(
+            "id",
+            "batch",
+            serde_json::from_value(json!({"tasks": [
+                {"share_id": share, "content": {"text": "fine"}},
+                {"share_id": share, "content": {}},
+                "nonsense"
+            ]}))
+            .unwrap_or_default(),
+        );
+        let batch = BatchRequest::from_task(&task)?;
+        let refused: Vec<String> = batch
+            .tasks
+            .iter()
+            .filter_map(|item| item.request.as_ref().err().map(ToString::to_string))
+            .collect();
+        assert_eq!(batch.tasks.len(), 3);
+        assert!(
+            refused[0].contains("content.text is required"),
+            "{refused:?}"
+        );
+        assert!(
+            refused[1].contains("must be an object {share_id"),
+            "{refused:?}"
+        );
+        assert_eq!(batch.share_ids().len(), 2);
+        Ok(())
     }
 
     #[test]

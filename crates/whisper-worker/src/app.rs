@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ml_media::MediaFetcher;
+use ml_runtime::RuntimeArgs;
 use ml_runtime::app::{Services, Serving, WorkerApp};
-use ml_runtime::{Handler, RuntimeArgs};
 use ml_transcription::Transcriber;
 
 use crate::config::Config;
@@ -48,7 +48,7 @@ impl WorkerApp for WhisperWorker {
 
     fn build(config: &Config, model: Transcriber, services: Services) -> anyhow::Result<Serving> {
         let serving = Serving::new(model.model_name());
-        let handler: Arc<dyn Handler> = Arc::new(TranscribeHandler::new(config, model, services)?);
+        let handler = Arc::new(TranscribeHandler::new(config, model, services)?);
         let tasks = [TRANSCRIBE_API_TASK, TRANSCRIBE_LOCAL_TASK];
         Ok(config.queues.iter().fold(serving, |serving, queue| {
             serving.route(queue, &tasks, &handler)

@@ -8,8 +8,9 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use ml_media::{DecodedAudio, FetchedMedia, MediaArgs, MediaFetcher, MediaSource};
 use ml_runtime::app::Services;
+use ml_runtime::storage::FailureLog;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{Failure, MlResult, Store, processed_at};
+use ml_storage::{MlResult, Store, processed_at};
 use ml_transcription::{Transcriber, Transcript};
 use serde_json::{Value, json};
 
@@ -30,6 +31,7 @@ pub struct TranscribeHandler {
     fetcher: MediaFetcher,
     media: MediaArgs,
     store: Store,
+    failures: FailureLog,
     metrics: Arc<Metrics>,
     transcription_metrics: TranscriptionMetrics,
     silence_threshold_db: f32,
@@ -46,7 +48,15 @@ impl TranscribeHandler {
         transcriber: Transcriber,
         services: Services,
     ) -> anyhow::Result<Self> {
+        let model = transcriber.model_name();
+        let failures = FailureLog::new(
+            services.store.clone(),
+            TASK_TYPE,
+            model,
+            json!({"backend": "local"}),
+        );
         Ok(Self {
+            failures,
             transcriber: Arc::new(transcriber),
             fetcher: MediaFetcher::new(config.media.clone()).context("media settings")?,
             media: config.media.clone(),
@@ -60,7 +70,7 @@ impl TranscribeHandler {
     /// Fetches the media to a local file (a temp copy for remote sources,
     /// removed when the returned value drops).
     async fn fetch(&self, request: &TranscribeRequest) -> Result<FetchedMedia, TaskError> {
-        let source = MediaSource::parse(&request.media_url)
+        let source = MediaSource::parse(request.media_url())
             .map_err(|e| TaskError::Permanent(format!("media refused: {e}")))?;
         self.fetcher.fetch(&source).await.map_err(|e| {
             if e.is_transient() {
@@ -102,7 +112,7 @@ impl TranscribeHandler {
         let seconds = audio.duration.as_secs_f64();
         let (progress, _progress_series) = self.transcription_metrics.track(seconds);
         let transcriber = self.transcriber.clone();
-        let options = request.options.clone();
+        let options = request.transcribe_options();
         let started = Instant::now();
         let transcript = ml_runtime::telemetry::spawn_blocking_in_span(move || {
             transcriber.transcribe(&audio.samples, &options, Some(progress))
@@ -138,7 +148,7 @@ impl TranscribeHandler {
             .map(|s| json!({"start": round_ms(s.start), "end": round_ms(s.end), "text": s.text}))
             .collect();
         let result = MlResult {
-            share_id: request.share_id,
+            share_id: request.share_id.0,
             task_type: TASK_TYPE.to_owned(),
             result_data: json!({
                 "status": "completed",
@@ -152,21 +162,21 @@ impl TranscribeHandler {
                 "billing_usd": 0,
                 "model": model,
                 "decoder": audio.decoder,
-                "requested_backend": request.requested_backend,
+                "requested_backend": request.options.backend,
             }),
             model_version: Some(model),
             processing_ms: Some(processing_ms),
         };
         self.store.upsert_result(&result).await?;
         tracing::info!(
-            share_id = %request.share_id,
+            share_id = %request.share_id.0,
             audio_seconds = audio.seconds,
             segments = segments.len(),
             language = %transcript.language,
             "transcript stored"
         );
         Ok(json!({
-            "share_id": request.share_id,
+            "share_id": request.share_id.0,
             "status": "completed",
             "text": transcript.text,
             "language": transcript.language,
@@ -195,7 +205,7 @@ impl TranscribeHandler {
         });
         let model = self.transcriber.model_name();
         let result = MlResult::skipped(
-            request.share_id,
+            request.share_id.0,
             TASK_TYPE,
             model,
             &reason,
@@ -203,8 +213,8 @@ impl TranscribeHandler {
             fields,
         );
         self.store.record_skip(&result).await?;
-        tracing::info!(share_id = %request.share_id, %reason, "media skipped");
-        Ok(json!({"share_id": request.share_id, "status": "skipped", "reason": reason}))
+        tracing::info!(share_id = %request.share_id.0, %reason, "media skipped");
+        Ok(json!({"share_id": request.share_id.0, "status": "skipped", "reason": reason}))
     }
 }
 
@@ -217,11 +227,12 @@ struct Decoded {
 
 #[async_trait]
 impl Handler for TranscribeHandler {
-    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
+    type Request = TranscribeRequest;
+
+    async fn handle(&self, _task: &Task, request: &TranscribeRequest) -> Result<Value, TaskError> {
         let started = Instant::now();
-        let request = TranscribeRequest::from_task(task)?;
-        let media = self.fetch(&request).await?;
-        let audio = self.decode(&media, request.normalize).await?;
+        let media = self.fetch(request).await?;
+        let audio = self.decode(&media, request.normalize()).await?;
         drop(media);
         let decoded = Decoded {
             seconds: audio.duration.as_secs_f64(),
@@ -229,7 +240,7 @@ impl Handler for TranscribeHandler {
             decoder: audio.source.clone(),
         };
         tracing::info!(
-            share_id = %request.share_id,
+            share_id = %request.share_id.0,
             audio_seconds = decoded.seconds,
             decoder = %decoded.decoder,
             rms_dbfs = decoded.rms_dbfs,
@@ -241,38 +252,27 @@ impl Handler for TranscribeHandler {
                 decoded.rms_dbfs, self.silence_threshold_db
             );
             return self
-                .store_skip(&request, &decoded, reason, elapsed_ms(started))
+                .store_skip(request, &decoded, reason, elapsed_ms(started))
                 .await;
         }
-        let transcript = self.transcribe(&request, audio).await?;
+        let transcript = self.transcribe(request, audio).await?;
         if transcript.segments.is_empty() {
             let reason = format!("no speech recognised in {:.1} s of audio", decoded.seconds);
             return self
-                .store_skip(&request, &decoded, reason, elapsed_ms(started))
+                .store_skip(request, &decoded, reason, elapsed_ms(started))
                 .await;
         }
-        self.store_transcript(&request, &decoded, transcript, elapsed_ms(started))
+        self.store_transcript(request, &decoded, transcript, elapsed_ms(started))
             .await
     }
 
-    async fn on_failure(&self, task: &Task, error: &TaskError) {
-        let Ok(request) = TranscribeRequest::from_task(task) else {
-            return; // no share to record the failure against
-        };
-        let error = error.to_string();
-        let failure = Failure {
-            task_id: &task.id,
-            error: &error,
-        };
-        let model = self.transcriber.model_name();
-        let row = MlResult::failed(
-            request.share_id,
-            TASK_TYPE,
-            model,
-            &failure,
-            json!({"backend": "local"}),
-        );
-        ml_runtime::storage::record_failure(&self.store, &row).await;
+    async fn on_failure(
+        &self,
+        task: &Task,
+        request: Option<&TranscribeRequest>,
+        error: &TaskError,
+    ) {
+        self.failures.record(task, request, error).await;
     }
 }
 

@@ -1,59 +1,79 @@
-//! Parsing and validating the transcribe tasks' arguments (CONTRACT
-//! section 3), accepting both the gateway's camelCase and snake_case.
+//! The transcribe tasks' arguments (CONTRACT section 3) as serde types,
+//! accepting both the gateway's camelCase and snake_case.
 
-use ml_runtime::arguments::{
-    invalid, optional_bool, optional_object, optional_str, parse_share_id,
-};
-use ml_runtime::{Task, TaskError};
+use ml_runtime::arguments::{Flag, decode, invalid};
+use ml_runtime::{Request, ShareId, Task, TaskError};
 use ml_transcription::TranscribeOptions;
-use serde_json::Map;
+use serde::Deserialize;
 use uuid::Uuid;
 
-/// One validated request to transcribe a share's media.
-#[derive(Debug, Clone, PartialEq)]
+/// One request to transcribe a share's media.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TranscribeRequest {
     /// The share the transcript belongs to.
-    pub share_id: Uuid,
-    /// Where the media is: a local path, `http(s)://…` or `s3://bucket/key`.
+    #[serde(alias = "shareId")]
+    pub share_id: ShareId,
+    /// Where the media is.
+    pub content: Content,
+    /// Language, prompt, normalisation.
+    #[serde(default)]
+    pub options: Options,
+}
+
+/// The `content` argument.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(expecting = "an object {mediaUrl}")]
+pub struct Content {
+    /// A local path, `http(s)://…` or `s3://bucket/key`.
+    #[serde(rename = "mediaUrl", alias = "media_url")]
     pub media_url: String,
+}
+
+/// The `options` argument.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Options {
+    /// Spoken language (ISO code); absent: detected.
+    pub language: Option<String>,
     /// Loudness-normalise before transcribing (default true).
-    pub normalize: bool,
-    /// Language and initial prompt.
-    pub options: TranscribeOptions,
+    pub normalize: Option<Flag>,
+    /// Initial prompt for the decoder.
+    #[serde(alias = "initial_prompt", alias = "initialPrompt")]
+    pub prompt: Option<String>,
     /// The backend the producer asked for (recorded; this worker is local).
-    pub requested_backend: Option<String>,
+    pub backend: Option<String>,
 }
 
 impl TranscribeRequest {
-    /// Reads the `share_id`, `content`, `options` arguments of `task`.
-    ///
-    /// # Errors
-    /// [`TaskError::InvalidArguments`] naming the offending field.
-    pub fn from_task(task: &Task) -> Result<Self, TaskError> {
-        let share_id = parse_share_id(
-            task.argument("share_id", 0)
-                .or_else(|| task.kwargs.get("shareId")),
-        )?;
-        let content = optional_object(task.argument("content", 1), "content")?
-            .ok_or_else(|| invalid("content is required"))?;
-        let media_url = optional_str(content, &["mediaUrl", "media_url"])?
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .ok_or_else(|| invalid("content.mediaUrl is required"))?
-            .to_owned();
-        let empty = Map::new();
-        let options = optional_object(task.argument("options", 2), "options")?.unwrap_or(&empty);
-        Ok(Self {
-            share_id,
-            media_url,
-            normalize: optional_bool(options, &["normalize"])?.unwrap_or(true),
-            options: TranscribeOptions {
-                language: optional_str(options, &["language"])?.map(str::to_owned),
-                prompt: optional_str(options, &["prompt", "initial_prompt", "initialPrompt"])?
-                    .map(str::to_owned),
-            },
-            requested_backend: optional_str(options, &["backend"])?.map(str::to_owned),
-        })
+    /// Where the media is, trimmed.
+    pub fn media_url(&self) -> &str {
+        self.content.media_url.trim()
+    }
+
+    /// Whether to loudness-normalise.
+    pub fn normalize(&self) -> bool {
+        self.options.normalize.is_none_or(|flag| flag.0)
+    }
+
+    /// Language and initial prompt for whisper.
+    pub fn transcribe_options(&self) -> TranscribeOptions {
+        TranscribeOptions {
+            language: self.options.language.clone(),
+            prompt: self.options.prompt.clone(),
+        }
+    }
+}
+
+impl Request for TranscribeRequest {
+    fn from_task(task: &Task) -> Result<Self, TaskError> {
+        let request: Self = decode(task, Self::POSITIONAL)?;
+        if request.media_url().is_empty() {
+            return Err(invalid("content.mediaUrl is required"));
+        }
+        Ok(request)
+    }
+
+    fn share_ids(&self) -> Vec<Uuid> {
+        vec![self.share_id.0]
     }
 }
 
@@ -62,25 +82,30 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn task(kwargs: Value) -> Task {
+    fn parse(kwargs: Value) -> Result<TranscribeRequest, TaskError> {
         let Value::Object(kwargs) = kwargs else {
             panic!("kwargs must be an object")
         };
-        Task::with_kwargs("t1", "whisper.tasks.transcribe_api", kwargs)
+        TranscribeRequest::from_task(&Task::with_kwargs(
+            "t1",
+            "whisper.tasks.transcribe_api",
+            kwargs,
+        ))
     }
 
     #[test]
     fn reads_both_spellings_and_defaults() {
-        let request = TranscribeRequest::from_task(&task(json!({
+        let request = parse(json!({
             "share_id": "6a1f0d0e-2b3c-4d5e-8f90-1a2b3c4d5e6f",
             "content": {"media_url": " /tmp/bookmarkai-videos/a.mp4 "},
             "options": {"language": "en", "prompt": "Kubernetes"}
-        })))
+        }))
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(request.media_url, "/tmp/bookmarkai-videos/a.mp4");
-        assert!(request.normalize);
-        assert_eq!(request.options.language.as_deref(), Some("en"));
-        assert_eq!(request.options.prompt.as_deref(), Some("Kubernetes"));
+        assert_eq!(request.media_url(), "/tmp/bookmarkai-videos/a.mp4");
+        assert!(request.normalize());
+        let options = request.transcribe_options();
+        assert_eq!(options.language.as_deref(), Some("en"));
+        assert_eq!(options.prompt.as_deref(), Some("Kubernetes"));
     }
 
     #[test]
@@ -89,6 +114,10 @@ mod tests {
         for (kwargs, expected) in [
             (
                 json!({"share_id": id, "content": {}}),
+                "content.mediaUrl is required",
+            ),
+            (
+                json!({"share_id": id, "content": {"mediaUrl": "  "}}),
                 "content.mediaUrl is required",
             ),
             (
@@ -105,7 +134,7 @@ mod tests {
                 "share_id must be a UUID",
             ),
         ] {
-            let error = TranscribeRequest::from_task(&task(kwargs.clone()))
+            let error = parse(kwargs.clone())
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();

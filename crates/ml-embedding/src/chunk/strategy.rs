@@ -9,7 +9,8 @@ use crate::{ContentType, EmbeddingError};
 ///
 /// Parsed from the task's `chunk_strategy` option, case-insensitively;
 /// `fixed_size` is accepted as another name for [`ChunkStrategy::Fixed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum ChunkStrategy {
     /// One chunk holding the whole text; the model truncates what exceeds
     /// its window.
@@ -60,7 +61,10 @@ impl ChunkStrategy {
             | ContentType::Comment
             | ContentType::Tweet
             | ContentType::Summary
-            | ContentType::Composite => Self::Sentence,
+            | ContentType::Composite
+            | ContentType::Reddit
+            | ContentType::VideoCombined
+            | ContentType::Text => Self::Sentence,
         }
     }
 }
@@ -89,6 +93,14 @@ impl FromStr for ChunkStrategy {
             .into_iter()
             .find(|strategy| strategy.as_str().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| EmbeddingError::UnknownChunkStrategy(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for ChunkStrategy {
+    type Error = EmbeddingError;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
     }
 }
 

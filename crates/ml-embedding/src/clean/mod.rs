@@ -35,15 +35,20 @@ pub fn clean(text: &str, content_type: ContentType) -> String {
         ContentType::Caption
         | ContentType::Tweet
         | ContentType::Comment
-        | ContentType::Composite => social::clean(&text),
+        | ContentType::Reddit
+        | ContentType::Composite
+        | ContentType::VideoCombined => social::clean(&text),
         ContentType::Transcript => transcript::clean(&text),
         ContentType::Article => html::clean(&text),
-        ContentType::Summary => text,
+        ContentType::Summary | ContentType::Text => text,
     };
     match content_type {
-        ContentType::Article | ContentType::Summary | ContentType::Composite => {
-            collapse_keeping_paragraphs(&text)
-        }
+        ContentType::Article
+        | ContentType::Summary
+        | ContentType::Composite
+        | ContentType::Reddit
+        | ContentType::VideoCombined
+        | ContentType::Text => collapse_keeping_paragraphs(&text),
         ContentType::Caption
         | ContentType::Tweet
         | ContentType::Comment

@@ -5,9 +5,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::{Result, ensure};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ml_runtime::{Handler, Task, TaskError};
+use ml_runtime::{Handler, Request, Task, TaskError};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 
 use super::PATIENCE;
 
@@ -106,9 +108,25 @@ impl Stub {
     }
 }
 
+/// The stub's arguments: the `outcome` kwarg (see [`scripted`]).
+#[derive(Debug, Deserialize)]
+pub struct Script {
+    outcome: Option<String>,
+}
+
+impl Request for Script {
+    const POSITIONAL: &'static [&'static str] = &[];
+
+    fn share_ids(&self) -> Vec<Uuid> {
+        Vec::new()
+    }
+}
+
 #[async_trait]
 impl Handler for Stub {
-    async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
+    type Request = Script;
+
+    async fn handle(&self, task: &Task, script: &Script) -> Result<Value, TaskError> {
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -123,10 +141,10 @@ impl Handler for Stub {
                 .map_err(|_| TaskError::Permanent("stub gate closed".into()))?;
             permit.forget();
         }
-        scripted(task)
+        scripted(task, script)
     }
 
-    async fn on_failure(&self, task: &Task, error: &TaskError) {
+    async fn on_failure(&self, task: &Task, _script: Option<&Script>, error: &TaskError) {
         self.failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -137,8 +155,8 @@ impl Handler for Stub {
 /// The stub's answer to `task`, by its `outcome` kwarg: `transient`,
 /// `permanent` and `invalid` fail that way; anything else (or none)
 /// succeeds with `{"handled": <task id>}`.
-pub fn scripted(task: &Task) -> Result<Value, TaskError> {
-    match task.kwargs.get("outcome").and_then(Value::as_str) {
+pub fn scripted(task: &Task, script: &Script) -> Result<Value, TaskError> {
+    match script.outcome.as_deref() {
         Some("transient") => Err(TaskError::Transient("stub dependency is down".into())),
         Some("permanent") => Err(TaskError::Permanent("stub cannot read this input".into())),
         Some("invalid") => Err(TaskError::InvalidArguments("stub needs a share_id".into())),
