@@ -10,7 +10,8 @@ use ml_runtime::app::Services;
 use ml_runtime::metrics::Direction;
 use ml_runtime::storage::FailureLog;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{MlResult, Store, processed_at};
+use ml_storage::{MlResult, Store};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -76,36 +77,29 @@ impl SummarizeHandler {
     ) -> Result<Value, TaskError> {
         let generation = &summary.generation;
         let model = self.model().to_owned();
-        let result_data = json!({
-            "summary": summary.text,
-            "key_points": summary.key_points,
-            "model": model,
-            "provider": PROVIDER,
-            "input_tokens": generation.prompt_tokens,
-            "output_tokens": generation.generated_tokens,
-            "total_tokens": generation.prompt_tokens + generation.generated_tokens,
-            "processed_at": processed_at(),
-            "status": "completed",
-            "metadata": {
-                "content_type": request.content.content_type.as_str(),
-                "style": request.style().as_str(),
-                "word_count": summary.word_count,
-                "summary_word_count": crate::preflight::word_count(&summary.text),
-                "truncated": summary.truncated,
-                "max_tokens": max_tokens,
-                "requested_model": request.options.model,
-                "backend": request.options.backend,
-                "prompt_tokens_per_second": round(generation.prompt_tokens_per_second()),
-                "generation_tokens_per_second": round(generation.generated_tokens_per_second()),
+        let row = SummaryRow {
+            summary: &summary.text,
+            key_points: &summary.key_points,
+            model: &model,
+            provider: PROVIDER,
+            input_tokens: generation.prompt_tokens,
+            output_tokens: generation.generated_tokens,
+            total_tokens: generation.prompt_tokens + generation.generated_tokens,
+            metadata: SummaryMetadata {
+                content_type: request.content.content_type.as_str(),
+                style: request.style().as_str(),
+                word_count: summary.word_count,
+                summary_word_count: crate::preflight::word_count(&summary.text),
+                truncated: summary.truncated,
+                max_tokens,
+                requested_model: request.options.model.as_deref(),
+                backend: request.options.backend.as_deref(),
+                prompt_tokens_per_second: round(generation.prompt_tokens_per_second()),
+                generation_tokens_per_second: round(generation.generated_tokens_per_second()),
             },
-        });
-        let result = MlResult {
-            share_id: request.share_id.0,
-            task_type: TASK_TYPE.to_owned(),
-            result_data,
-            model_version: Some(model.clone()),
-            processing_ms: Some(processing_ms),
         };
+        let share_id = request.share_id.0;
+        let result = MlResult::completed(share_id, TASK_TYPE, &model, processing_ms, &row)?;
         self.store.upsert_result(&result).await?;
         Ok(json!({
             "share_id": request.share_id.0,
@@ -162,6 +156,34 @@ impl Handler for SummarizeHandler {
     async fn on_failure(&self, task: &Task, request: Option<&SummaryRequest>, error: &TaskError) {
         self.failures.record(task, request, error).await;
     }
+}
+
+/// `result_data` of a `summarize_llm` row (CONTRACT section 5).
+#[derive(Serialize)]
+struct SummaryRow<'a> {
+    summary: &'a str,
+    key_points: &'a [String],
+    model: &'a str,
+    provider: &'static str,
+    input_tokens: usize,
+    output_tokens: usize,
+    total_tokens: usize,
+    metadata: SummaryMetadata<'a>,
+}
+
+/// `result_data.metadata`: what was asked and how the model ran.
+#[derive(Serialize)]
+struct SummaryMetadata<'a> {
+    content_type: &'static str,
+    style: &'static str,
+    word_count: usize,
+    summary_word_count: usize,
+    truncated: bool,
+    max_tokens: usize,
+    requested_model: Option<&'a str>,
+    backend: Option<&'a str>,
+    prompt_tokens_per_second: f64,
+    generation_tokens_per_second: f64,
 }
 
 fn round(value: f64) -> f64 {

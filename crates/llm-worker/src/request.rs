@@ -97,6 +97,19 @@ impl Request for SummaryRequest {
     fn share_ids(&self) -> Vec<Uuid> {
         vec![self.share_id.0]
     }
+
+    /// The `share_id` argument, or `task_data.shareId` of a combined-video
+    /// task.
+    fn unparsed_share_ids(task: &Task) -> Vec<Uuid> {
+        let task_data = task.argument("task_data", 0);
+        let nested = ["shareId", "share_id"]
+            .iter()
+            .find_map(|key| task_data?.get(*key)?.as_str());
+        task.share_id()
+            .or_else(|| nested.and_then(|text| Uuid::parse_str(text).ok()))
+            .into_iter()
+            .collect()
+    }
 }
 
 /// The `summarize_video_combined` task's `task_data` shape.
@@ -255,6 +268,20 @@ mod tests {
         )?;
         assert_eq!(plain.content.content_type, ContentType::VideoCombined);
         Ok(())
+    }
+
+    #[test]
+    fn a_video_task_that_does_not_parse_still_names_its_share() {
+        let bad = task(
+            VIDEO_COMBINED_TASK,
+            json!({"task_data": {"shareId": SHARE, "payload": "not an object"}}),
+        );
+        assert!(SummaryRequest::from_task(&bad).is_err());
+        let shares: Vec<String> = SummaryRequest::unparsed_share_ids(&bad)
+            .iter()
+            .map(Uuid::to_string)
+            .collect();
+        assert_eq!(shares, [SHARE]);
     }
 
     #[test]

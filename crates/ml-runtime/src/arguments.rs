@@ -31,6 +31,12 @@ pub trait Request: DeserializeOwned + Send + Sync + 'static {
     /// The shares whose `ml_results` rows this request writes (where a
     /// failure is recorded).
     fn share_ids(&self) -> Vec<Uuid>;
+
+    /// The shares a failure is recorded against when the arguments did
+    /// not parse: by default the `share_id` argument, when it is a UUID.
+    fn unparsed_share_ids(task: &Task) -> Vec<Uuid> {
+        task.share_id().into_iter().collect()
+    }
 }
 
 /// Deserialises `T` from `task`'s kwargs, the positional `args` taking

@@ -74,13 +74,12 @@ impl FailureLog {
     }
 
     /// Records `error` against the shares of `request`, or, when the
-    /// arguments did not parse, against the task's `share_id` if it is a
-    /// UUID. A storage error is logged, not returned: the task is
+    /// arguments did not parse, against [`Request::unparsed_share_ids`]. A storage error is logged, not returned: the task is
     /// dead-lettered either way.
     pub async fn record<R: Request>(&self, task: &Task, request: Option<&R>, error: &TaskError) {
         let shares: Vec<Uuid> = match request {
             Some(request) => request.share_ids(),
-            None => task.share_id().into_iter().collect(),
+            None => R::unparsed_share_ids(task),
         };
         let error = error.to_string();
         let failure = Failure {

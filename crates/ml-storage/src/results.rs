@@ -1,6 +1,7 @@
 //! `ml_results`: one row per `(share_id, task_type)`, read by the gateway.
 
 use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -8,6 +9,8 @@ use uuid::Uuid;
 use crate::error::{Result, StorageError};
 use crate::store::Store;
 
+/// The `result_data.status` of a success.
+const COMPLETED_STATUS: &str = "completed";
 /// The `result_data.status` that marks a failure row. Any other status (or
 /// none) is a success, which a later failure must not overwrite.
 pub(crate) const FAILED_STATUS: &str = "failed";
@@ -32,6 +35,28 @@ pub struct MlResult {
 }
 
 impl MlResult {
+    /// The row of a task that succeeded: `result_data` is the worker's
+    /// typed `data` plus `status: completed` and `processed_at`.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] when `data` cannot be written as JSON.
+    pub fn completed<T: Serialize>(
+        share_id: Uuid,
+        task_type: &str,
+        model: &str,
+        processing_ms: i32,
+        data: &T,
+    ) -> Result<Self> {
+        let data = marked(to_json(task_type, data)?, COMPLETED_STATUS, []);
+        Ok(Self::row(
+            share_id,
+            task_type,
+            model,
+            data,
+            Some(processing_ms),
+        ))
+    }
+
     /// The row of a task that failed for good, for
     /// [`Store::record_failure`]: `result_data` holds the worker's own
     /// `fields` plus `status: failed`, the `error`, the `task_id` and
@@ -53,19 +78,28 @@ impl MlResult {
 
     /// The row of input deliberately not processed (junk text, silent
     /// media), for [`Store::record_skip`]: `result_data` holds the worker's
-    /// own `fields` plus `status: skipped`, the `reason`, the `model` and
+    /// typed `fields` plus `status: skipped`, the `reason`, the `model` and
     /// `processed_at`.
-    pub fn skipped(
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] when `fields` cannot be written as JSON.
+    pub fn skipped<T: Serialize>(
         share_id: Uuid,
         task_type: &str,
         model: &str,
         reason: &str,
         processing_ms: i32,
-        fields: Value,
-    ) -> Self {
+        fields: &T,
+    ) -> Result<Self> {
         let extra = [("reason", reason.into()), ("model", model.into())];
-        let data = marked(fields, SKIPPED_STATUS, extra);
-        Self::row(share_id, task_type, model, data, Some(processing_ms))
+        let data = marked(to_json(task_type, fields)?, SKIPPED_STATUS, extra);
+        Ok(Self::row(
+            share_id,
+            task_type,
+            model,
+            data,
+            Some(processing_ms),
+        ))
     }
 
     fn row(
@@ -86,12 +120,19 @@ impl MlResult {
 }
 
 /// The worker's `fields` with `status`, `processed_at` and `extra` added.
-fn marked(fields: Value, status: &str, extra: [(&str, Value); 2]) -> Value {
+fn marked<const N: usize>(fields: Value, status: &str, extra: [(&str, Value); N]) -> Value {
     let mut data = object(fields);
     data.extend(extra.map(|(key, value)| (key.to_owned(), value)));
     data.insert("status".into(), status.into());
     data.insert("processed_at".into(), processed_at().into());
     Value::Object(data)
+}
+
+/// A worker's typed result fields as JSON.
+fn to_json<T: Serialize>(task_type: &str, fields: &T) -> Result<Value> {
+    serde_json::to_value(fields).map_err(|e| StorageError::InvalidInput {
+        reason: format!("{task_type} result: {e}"),
+    })
 }
 
 /// Which task failed and why, as [`MlResult::failed`] records it.
@@ -273,7 +314,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn failed_and_skipped_rows_carry_the_common_fields_beside_the_workers() {
+    fn completed_failed_and_skipped_rows_carry_the_common_fields_beside_the_workers() {
         let share = Uuid::nil();
         let failure = Failure {
             task_id: "t1",
@@ -299,13 +340,27 @@ mod tests {
         assert_eq!(failed.model_version.as_deref(), Some("m1"));
         assert_eq!(failed.processing_ms, None);
 
-        let skipped = MlResult::skipped(share, "x", "m1", "empty", 7, json!({"status": "ok"}));
+        let skipped = MlResult::skipped(share, "x", "m1", "empty", 7, &json!({"status": "ok"}))
+            .unwrap_or_else(|e| panic!("{e}"));
         let data = &skipped.result_data;
         assert_eq!(
             (&data["status"], &data["reason"], &data["model"]),
             (&json!("skipped"), &json!("empty"), &json!("m1"))
         );
         assert_eq!(skipped.processing_ms, Some(7));
+
+        let done = MlResult::completed(share, "x", "m1", 9, &json!({"text": "t"}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let data = &done.result_data;
+        assert_eq!(
+            (&data["status"], &data["text"]),
+            (&json!("completed"), &json!("t"))
+        );
+        assert!(data["processed_at"].is_string());
+        assert_eq!(
+            (done.processing_ms, done.model_version.as_deref()),
+            (Some(9), Some("m1"))
+        );
     }
 
     #[test]

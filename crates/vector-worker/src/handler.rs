@@ -12,7 +12,8 @@ use ml_embedding::{
 use ml_runtime::metrics::Direction;
 use ml_runtime::storage::FailureLog;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{EmbeddingRow, EmbeddingSet, MlResult, Store, processed_at};
+use ml_storage::{EmbeddingRow, EmbeddingSet, MlResult, Store};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::request::{BatchRequest, EmbedRequest};
@@ -176,47 +177,19 @@ impl EmbedHandler {
                 metadata: Value::Object(request.metadata.clone()),
             })
             .collect();
-        let chunk_summaries: Vec<Value> = rows
-            .iter()
-            .map(|row| {
-                json!({
-                    "chunk_index": row.chunk_index,
-                    "total_chunks": row.total_chunks,
-                    "token_count": row.token_count,
-                    "start_offset": row.start_offset,
-                    "end_offset": row.end_offset,
-                    "start_time": row.start_time,
-                    "end_time": row.end_time,
-                    "content_hash": row.content_hash,
-                })
-            })
-            .collect();
-        let result_data = json!({
-            "status": "completed",
-            "embeddings_count": rows.len(),
-            "model": model,
-            "dimensions": dimensions,
-            "total_tokens": total_tokens,
-            "chunks": chunk_summaries,
-            "embedding_type": request.embedding_type.as_str(),
-            "content_type": request.content_type.as_str(),
-            "chunk_strategy": request.chunk_strategy.as_str(),
-            "requested_model": request.requested_model,
-            "processed_at": processed_at(),
-        });
+        let row = EmbedRow {
+            embeddings_count: rows.len(),
+            total_tokens,
+            chunks: rows.iter().map(ChunkRow::from).collect(),
+            ..EmbedRow::empty(request, &model, dimensions)
+        };
         let set = EmbeddingSet {
             share_id: request.share_id,
             embedding_type: request.embedding_type.as_str().to_owned(),
             content_type: request.content_type.as_str().to_owned(),
             chunk_key: request.chunk_key.clone(),
         };
-        let result = MlResult {
-            share_id: request.share_id,
-            task_type: TASK_TYPE.to_owned(),
-            result_data,
-            model_version: Some(model.clone()),
-            processing_ms: Some(processing_ms),
-        };
+        let result = MlResult::completed(request.share_id, TASK_TYPE, &model, processing_ms, &row)?;
         self.store
             .replace_embeddings(&set, &model, &rows, &result)
             .await?;
@@ -241,23 +214,10 @@ impl EmbedHandler {
         processing_ms: i32,
     ) -> Result<Value, TaskError> {
         let embedder = self.service.embedder();
-        let fields = json!({
-            "embeddings_count": 0,
-            "dimensions": embedder.dimension(),
-            "total_tokens": 0,
-            "chunks": [],
-            "embedding_type": request.embedding_type.as_str(),
-            "content_type": request.content_type.as_str(),
-        });
         let model = embedder.model_name();
-        let result = MlResult::skipped(
-            request.share_id,
-            TASK_TYPE,
-            model,
-            reason,
-            processing_ms,
-            fields,
-        );
+        let row = EmbedRow::empty(request, model, embedder.dimension());
+        let share_id = request.share_id;
+        let result = MlResult::skipped(share_id, TASK_TYPE, model, reason, processing_ms, &row)?;
         self.store.record_skip(&result).await?;
         tracing::info!(share_id = %request.share_id, reason, "input skipped");
         Ok(
@@ -323,6 +283,65 @@ impl Handler for EmbedBatch {
 
     async fn on_failure(&self, task: &Task, batch: Option<&BatchRequest>, error: &TaskError) {
         self.0.failures.record(task, batch, error).await;
+    }
+}
+
+/// `result_data` of an `embed_vectors` row (CONTRACT section 5).
+#[derive(Serialize)]
+struct EmbedRow<'a> {
+    embeddings_count: usize,
+    model: &'a str,
+    dimensions: usize,
+    total_tokens: usize,
+    chunks: Vec<ChunkRow<'a>>,
+    embedding_type: &'static str,
+    content_type: &'static str,
+    chunk_strategy: &'static str,
+    requested_model: Option<&'a str>,
+}
+
+impl<'a> EmbedRow<'a> {
+    /// The row of `request` with no vectors (yet).
+    fn empty(request: &'a EmbedRequest, model: &'a str, dimensions: usize) -> Self {
+        Self {
+            embeddings_count: 0,
+            model,
+            dimensions,
+            total_tokens: 0,
+            chunks: Vec::new(),
+            embedding_type: request.embedding_type.as_str(),
+            content_type: request.content_type.as_str(),
+            chunk_strategy: request.chunk_strategy.as_str(),
+            requested_model: request.requested_model.as_deref(),
+        }
+    }
+}
+
+/// Where one stored vector's chunk lies, as `result_data.chunks` lists it.
+#[derive(Serialize)]
+struct ChunkRow<'a> {
+    chunk_index: i32,
+    total_chunks: i32,
+    token_count: i32,
+    start_offset: Option<i32>,
+    end_offset: Option<i32>,
+    start_time: Option<f64>,
+    end_time: Option<f64>,
+    content_hash: &'a str,
+}
+
+impl<'a> From<&'a EmbeddingRow> for ChunkRow<'a> {
+    fn from(row: &'a EmbeddingRow) -> Self {
+        Self {
+            chunk_index: row.chunk_index,
+            total_chunks: row.total_chunks,
+            token_count: row.token_count,
+            start_offset: row.start_offset,
+            end_offset: row.end_offset,
+            start_time: row.start_time,
+            end_time: row.end_time,
+            content_hash: &row.content_hash,
+        }
     }
 }
 

@@ -10,8 +10,9 @@ use ml_media::{DecodedAudio, FetchedMedia, MediaArgs, MediaFetcher, MediaSource}
 use ml_runtime::app::Services;
 use ml_runtime::storage::FailureLog;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
-use ml_storage::{MlResult, Store, processed_at};
+use ml_storage::{MlResult, Store};
 use ml_transcription::{Transcriber, Transcript};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -141,32 +142,30 @@ impl TranscribeHandler {
         transcript: Transcript,
         processing_ms: i32,
     ) -> Result<Value, TaskError> {
-        let model = self.transcriber.model_name().to_owned();
-        let segments: Vec<Value> = transcript
+        let model = self.transcriber.model_name();
+        let segments: Vec<SegmentRow> = transcript
             .segments
             .iter()
-            .map(|s| json!({"start": round_ms(s.start), "end": round_ms(s.end), "text": s.text}))
+            .map(|s| SegmentRow {
+                start: round_ms(s.start),
+                end: round_ms(s.end),
+                text: &s.text,
+            })
             .collect();
-        let result = MlResult {
-            share_id: request.share_id.0,
-            task_type: TASK_TYPE.to_owned(),
-            result_data: json!({
-                "status": "completed",
-                "text": transcript.text,
-                "segments": segments,
-                "language": transcript.language,
-                "duration_seconds": round_ms(audio.seconds),
-                "backend": "local",
-                "segment_count": segments.len(),
-                "processed_at": processed_at(),
-                "billing_usd": 0,
-                "model": model,
-                "decoder": audio.decoder,
-                "requested_backend": request.options.backend,
-            }),
-            model_version: Some(model),
-            processing_ms: Some(processing_ms),
+        let row = TranscriptRow {
+            text: &transcript.text,
+            segments: &segments,
+            language: Some(&transcript.language),
+            duration_seconds: round_ms(audio.seconds),
+            backend: "local",
+            segment_count: segments.len(),
+            billing_usd: 0,
+            model,
+            decoder: &audio.decoder,
+            requested_backend: request.options.backend.as_deref(),
         };
+        let share_id = request.share_id.0;
+        let result = MlResult::completed(share_id, TASK_TYPE, model, processing_ms, &row)?;
         self.store.upsert_result(&result).await?;
         tracing::info!(
             share_id = %request.share_id.0,
@@ -194,28 +193,48 @@ impl TranscribeHandler {
         reason: String,
         processing_ms: i32,
     ) -> Result<Value, TaskError> {
-        let fields = json!({
-            "text": "",
-            "segments": [],
-            "language": null,
-            "duration_seconds": round_ms(audio.seconds),
-            "backend": "local",
-            "segment_count": 0,
-            "billing_usd": 0,
-        });
         let model = self.transcriber.model_name();
-        let result = MlResult::skipped(
-            request.share_id.0,
-            TASK_TYPE,
+        let row = TranscriptRow {
+            text: "",
+            segments: &[],
+            language: None,
+            duration_seconds: round_ms(audio.seconds),
+            backend: "local",
+            segment_count: 0,
+            billing_usd: 0,
             model,
-            &reason,
-            processing_ms,
-            fields,
-        );
+            decoder: &audio.decoder,
+            requested_backend: request.options.backend.as_deref(),
+        };
+        let share_id = request.share_id.0;
+        let result = MlResult::skipped(share_id, TASK_TYPE, model, &reason, processing_ms, &row)?;
         self.store.record_skip(&result).await?;
         tracing::info!(share_id = %request.share_id.0, %reason, "media skipped");
         Ok(json!({"share_id": request.share_id.0, "status": "skipped", "reason": reason}))
     }
+}
+
+/// `result_data` of a `transcription` row (CONTRACT section 5).
+#[derive(Serialize)]
+struct TranscriptRow<'a> {
+    text: &'a str,
+    segments: &'a [SegmentRow<'a>],
+    language: Option<&'a str>,
+    duration_seconds: f64,
+    backend: &'static str,
+    segment_count: usize,
+    billing_usd: u8,
+    model: &'a str,
+    decoder: &'a str,
+    requested_backend: Option<&'a str>,
+}
+
+/// One timed segment, in seconds rounded to the millisecond.
+#[derive(Serialize)]
+struct SegmentRow<'a> {
+    start: f64,
+    end: f64,
+    text: &'a str,
 }
 
 /// What the handler keeps of the decoded audio once whisper owns the samples.
