@@ -1,5 +1,6 @@
 //! How each kind of content is summarised: the noun the prompt uses, the
-//! fewest words worth summarising, and the summary's style.
+//! fewest words worth summarising, a combined video's text, and the
+//! summary's style.
 
 use ml_embedding::ContentType;
 use serde::Deserialize;
@@ -26,6 +27,31 @@ pub fn min_words(kind: ContentType) -> usize {
         ContentType::Article => 20,
         _ => 3,
     }
+}
+
+/// The text of a combined-video summary: the caption, the transcript and
+/// the hashtags (each with one `#`), labelled, one per line, empty parts
+/// left out; empty when caption and transcript both are.
+pub fn video_text(caption: &str, transcript: &str, hashtags: &[String]) -> String {
+    let (caption, transcript) = (caption.trim(), transcript.trim());
+    if caption.is_empty() && transcript.is_empty() {
+        return String::new();
+    }
+    let tags: Vec<String> = hashtags
+        .iter()
+        .map(|tag| format!("#{}", tag.trim_start_matches('#')))
+        .collect();
+    let parts = [
+        ("Caption", caption),
+        ("Transcript", transcript),
+        ("Hashtags", &tags.join(" ")),
+    ];
+    let lines: Vec<String> = parts
+        .iter()
+        .filter(|(_, part)| !part.is_empty())
+        .map(|(name, part)| format!("{name}: {part}"))
+        .collect();
+    lines.join("\n")
 }
 
 /// The summary's form, from `options.style`.

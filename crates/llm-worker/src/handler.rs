@@ -9,14 +9,14 @@ use ml_llm::Llm;
 use ml_runtime::app::Services;
 use ml_runtime::metrics::Direction;
 use ml_runtime::storage::FailureLog;
-use ml_runtime::{Handler, Metrics, Task, TaskError};
+use ml_runtime::{Arguments, Handler, Metrics, Task, TaskError};
 use ml_storage::{MlResult, Store};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::metrics::SpeedMetrics;
-use crate::request::SummaryRequest;
+use crate::request::{Content, Options, SummaryRequest};
 use crate::summarizer::{Summarizer, Summary};
 
 /// Task name of `ml.summarize`.
@@ -70,7 +70,7 @@ impl SummarizeHandler {
 
     async fn store_summary(
         &self,
-        request: &SummaryRequest,
+        request: &Arguments<Content, Options>,
         summary: &Summary,
         max_tokens: usize,
         processing_ms: i32,
@@ -87,7 +87,7 @@ impl SummarizeHandler {
             total_tokens: generation.prompt_tokens + generation.generated_tokens,
             metadata: SummaryMetadata {
                 content_type: request.content.content_type.as_str(),
-                style: request.style().as_str(),
+                style: request.options.style().as_str(),
                 word_count: summary.word_count,
                 summary_word_count: crate::preflight::word_count(&summary.text),
                 truncated: summary.truncated,
@@ -132,14 +132,19 @@ impl Handler for SummarizeHandler {
 
     async fn handle(&self, _task: &Task, request: &SummaryRequest) -> Result<Value, TaskError> {
         let started = Instant::now();
-        let max_tokens = request.max_tokens(self.default_max_tokens);
-        let summary = self.summarizer.summarize(request, max_tokens).await?;
+        let SummaryRequest(request) = request;
+        let (content, options) = (&request.content, &request.options);
+        let max_tokens = options.max_tokens(self.default_max_tokens);
+        let summary = self
+            .summarizer
+            .summarize(content, options.style(), max_tokens)
+            .await?;
         self.record_metrics(&summary);
         let generation = &summary.generation;
         tracing::info!(
             share_id = %request.share_id.0,
-            content_type = request.content.content_type.as_str(),
-            style = request.style().as_str(),
+            content_type = content.content_type.as_str(),
+            style = options.style().as_str(),
             prompt_tokens = generation.prompt_tokens,
             generated_tokens = generation.generated_tokens,
             prompt_tokens_per_second = round(generation.prompt_tokens_per_second()),

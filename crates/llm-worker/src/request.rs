@@ -3,28 +3,20 @@
 
 use ml_embedding::ContentType;
 use ml_runtime::arguments::{Positive, decode, invalid};
-use ml_runtime::{Request, ShareId, Task, TaskError};
+use ml_runtime::{Arguments, Request, ShareId, Task, TaskError};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::content::Style;
+use crate::content::{Style, video_text};
 use crate::handler::VIDEO_COMBINED_TASK;
 
 /// One request to summarise a share's content: `summarize_content(share_id,
 /// content, options)`, or a `summarize_video_combined` task in either of
-/// its shapes.
+/// its shapes ([`Request::from_task`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SummaryRequest {
-    /// The share the summary belongs to.
-    #[serde(alias = "shareId")]
-    pub share_id: ShareId,
-    /// What to summarise.
-    pub content: Content,
-    /// How.
-    #[serde(default)]
-    pub options: Options,
-}
+#[serde(transparent)]
+pub struct SummaryRequest(pub Arguments<Content, Options>);
 
 /// The `content` argument.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -60,16 +52,15 @@ pub struct Options {
     pub backend: Option<String>,
 }
 
-impl SummaryRequest {
+impl Options {
     /// The summary's style.
     pub fn style(&self) -> Style {
-        self.options.style.unwrap_or_default()
+        self.style.unwrap_or_default()
     }
 
     /// Summary tokens at most, `default` when the task does not say.
     pub fn max_tokens(&self, default: usize) -> usize {
-        self.options
-            .max_length
+        self.max_length
             .map_or(default, |n| usize::try_from(n.0).unwrap_or(usize::MAX))
     }
 }
@@ -88,14 +79,14 @@ impl Request for SummaryRequest {
             return task_data.into_request();
         }
         let mut request: Self = decode(task, Self::POSITIONAL)?;
-        if video && request.content.content_type == ContentType::Text {
-            request.content.content_type = ContentType::VideoCombined;
+        if video && request.0.content.content_type == ContentType::Text {
+            request.0.content.content_type = ContentType::VideoCombined;
         }
         Ok(request)
     }
 
     fn share_ids(&self) -> Vec<Uuid> {
-        vec![self.share_id.0]
+        self.0.share_ids()
     }
 
     /// The `share_id` argument, or `task_data.shareId` of a combined-video
@@ -160,35 +151,21 @@ impl TaskData {
             Some(Hashtags::Spaced(tags)) => tags.split_whitespace().map(str::to_owned).collect(),
             None => Vec::new(),
         };
-        let (caption, transcript) = (caption.trim(), transcript.trim());
-        if transcript.is_empty() && caption.is_empty() {
+        let text = video_text(&caption, &transcript, &hashtags);
+        if text.is_empty() {
             return Err(invalid(
                 "task_data.payload needs a transcript or a caption to summarise",
             ));
         }
-        let tags: Vec<String> = hashtags
-            .iter()
-            .map(|tag| format!("#{}", tag.trim_start_matches('#')))
-            .collect();
-        let parts = [
-            ("Caption", caption.to_owned()),
-            ("Transcript", transcript.to_owned()),
-            ("Hashtags", tags.join(" ")),
-        ];
-        let text: Vec<String> = parts
-            .iter()
-            .filter(|(_, part)| !part.is_empty())
-            .map(|(name, part)| format!("{name}: {part}"))
-            .collect();
-        Ok(SummaryRequest {
+        Ok(SummaryRequest(Arguments {
             share_id: self.share_id,
             content: Content {
-                text: text.join("\n"),
+                text,
                 title: payload.title,
                 content_type: ContentType::VideoCombined,
             },
             options: self.options,
-        })
+        }))
     }
 }
 
@@ -226,26 +203,29 @@ mod tests {
             "s",
             json!({"share_id": SHARE, "content": {"text": "t", "contentType": "reddit"}, "options": {"maxLength": 120, "style": "bullets"}}),
         )?;
-        assert_eq!(camel.content.content_type, ContentType::Reddit);
+        assert_eq!(camel.0.content.content_type, ContentType::Reddit);
         assert_eq!(
-            (camel.style(), camel.max_tokens(500)),
+            (camel.0.options.style(), camel.0.options.max_tokens(500)),
             (Style::Bullets, 120)
         );
         let snake = parse(
             "s",
             json!({"share_id": SHARE, "content": {"text": "t", "content_type": "article"}, "options": {"max_length": 80}}),
         )?;
+        let Arguments {
+            content, options, ..
+        } = snake.0;
         assert_eq!(
             (
-                snake.content.content_type,
-                snake.style(),
-                snake.max_tokens(500)
+                content.content_type,
+                options.style(),
+                options.max_tokens(500)
             ),
             (ContentType::Article, Style::Brief, 80)
         );
         let bare = parse("s", json!({"share_id": SHARE, "content": {"text": "t"}}))?;
         assert_eq!(
-            (bare.content.content_type, bare.max_tokens(500)),
+            (bare.0.content.content_type, bare.0.options.max_tokens(500)),
             (ContentType::Text, 500)
         );
         Ok(())
@@ -257,16 +237,16 @@ mod tests {
             VIDEO_COMBINED_TASK,
             json!({"task_data": {"shareId": SHARE, "payload": {"transcript": "how to fry tofu", "caption": "Crispy tofu", "hashtags": ["vegan", "#recipe"], "platform": "tiktok"}, "options": {}}}),
         )?;
-        assert_eq!(request.content.content_type, ContentType::VideoCombined);
+        assert_eq!(request.0.content.content_type, ContentType::VideoCombined);
         assert_eq!(
-            request.content.text,
+            request.0.content.text,
             "Caption: Crispy tofu\nTranscript: how to fry tofu\nHashtags: #vegan #recipe"
         );
         let plain = parse(
             VIDEO_COMBINED_TASK,
             json!({"share_id": SHARE, "content": {"text": "words here"}}),
         )?;
-        assert_eq!(plain.content.content_type, ContentType::VideoCombined);
+        assert_eq!(plain.0.content.content_type, ContentType::VideoCombined);
         Ok(())
     }
 

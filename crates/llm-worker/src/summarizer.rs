@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use crate::content::Style;
 use crate::preflight;
 use crate::prompt;
-use crate::request::{Content, SummaryRequest};
+use crate::request::Content;
 
 /// Fewest summary tokens allowed, however short the input.
 const MIN_ANSWER_TOKENS: usize = 24;
@@ -63,17 +63,17 @@ impl Summarizer {
         &self.llm
     }
 
-    /// Summarises `request` in `max_tokens` tokens at most.
+    /// Summarises `content` in `style`, in `max_tokens` tokens at most.
     ///
     /// # Errors
     /// [`TaskError::Permanent`] for refused input or a model failure (the
     /// same input would fail again).
     pub async fn summarize(
         &self,
-        request: &SummaryRequest,
+        content: &Content,
+        style: Style,
         max_tokens: usize,
     ) -> Result<Summary, TaskError> {
-        let content = &request.content;
         let word_count =
             preflight::check(&content.text, content.content_type, self.max_input_words)
                 .map_err(|refusal| TaskError::Permanent(refusal.to_string()))?;
@@ -85,7 +85,6 @@ impl Summarizer {
         let llm = self.llm.clone();
         let sampling = self.sampling;
         let content = content.clone();
-        let style = request.style();
         ml_runtime::telemetry::spawn_blocking_in_span(move || {
             let wanted = Wanted {
                 style,

@@ -6,8 +6,7 @@ mod common;
 
 use anyhow::Result;
 use common::{Summarizer, mentions_any, words};
-use ml_testkit::harness::TASK;
-use ml_testkit::{Fixture, celery, results};
+use ml_testkit::{Fixture, results};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -66,11 +65,8 @@ async fn every_summarize_fixture_ends_in_a_summary_row() -> Result<()> {
     for name in names {
         results::forget_shares(&harness.db, &[share]).await?;
         let fixture = Fixture::load(&name)?;
-        let task_id = fixture.task_id().unwrap_or_default();
-        celery::forget(&task_id).await?;
-        let queue = worker.queue_for(&fixture.routing_key).to_owned();
-        harness.broker.publish_fixture(&fixture, &queue).await?;
-        let meta = celery::wait_status(&task_id, "SUCCESS", TASK).await?;
+        let queue = worker.queue_for(&fixture.routing_key);
+        let meta = harness.run_fixture(&fixture, queue, "SUCCESS").await?;
 
         let data = results::result_data(&harness.db, share, common::LLM_WORKER.task_type)
             .await?
@@ -147,16 +143,9 @@ async fn every_summarize_fixture_ends_in_a_summary_row() -> Result<()> {
     // The bad summarize fixture: dead-lettered with a reason, FAILURE in
     // Redis, and the earlier success kept.
     let fixture = Fixture::load("bad-share-id.json")?;
-    let task_id = fixture.task_id().unwrap_or_default();
-    celery::forget(&task_id).await?;
     harness
-        .broker
-        .publish_fixture(&fixture, &harness.queue)
+        .expect_refused(&fixture, "share_id must be a UUID")
         .await?;
-    let dead = harness.wait_dead_letter(TASK).await?;
-    let reason = dead.headers["x-death-reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("share_id must be a UUID"), "{reason}");
-    celery::wait_status(&task_id, "FAILURE", TASK).await?;
     let data = results::result_data(&harness.db, share, common::LLM_WORKER.task_type)
         .await?
         .unwrap_or_default();

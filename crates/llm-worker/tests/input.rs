@@ -1,12 +1,13 @@
-//! Input checks: empty, binary and one-word inputs are clear permanent
-//! failures (dead-lettered, a failed row) while the worker keeps serving; a
+//! Input checks: empty, binary and one-word inputs, and a combined-video
+//! task that does not parse, are clear permanent failures (dead-lettered,
+//! a failed row) while the worker keeps serving; a
 //! 12-word caption is summarised; a 20,000-word article is cut to fit the
 //! context and still summarised.
 
 mod common;
 
 use anyhow::Result;
-use common::{SUMMARIZE_TASK, Summarizer, mentions_any, words};
+use common::{SUMMARIZE_TASK, Summarizer, VIDEO_COMBINED_TASK, mentions_any, words};
 use ml_testkit::harness::TASK;
 use serde_json::json;
 use uuid::Uuid;
@@ -48,6 +49,24 @@ async fn bad_input_fails_clearly_and_short_captions_pass() -> Result<()> {
             "{failed}"
         );
     }
+
+    // A combined-video task whose `task_data` does not parse still fails the
+    // share it names.
+    let share = Uuid::new_v4();
+    let task_data = json!({"shareId": share, "payload": "not an object"});
+    harness
+        .broker
+        .publish_gateway_task(
+            &worker.video_queue,
+            &Uuid::new_v4().to_string(),
+            VIDEO_COMBINED_TASK,
+            json!({"task_data": task_data}),
+            &[],
+        )
+        .await?;
+    let failed = harness.wait_result_status(share, "failed").await?;
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("task_data.payload must be"), "{failed}");
 
     // Still serving: a 12-word caption is short but valid.
     let caption = "Crispy air fryer tofu with garlic soy glaze, ready in fifteen minutes";

@@ -1,7 +1,8 @@
 //! The worker skeleton: one start-up and shutdown order for every worker.
 //!
-//! A worker binary implements [`WorkerApp`] (its settings, its model and its
-//! handlers) and its `main` calls [`main`]. The order is fixed here, once:
+//! A worker's settings type implements [`WorkerApp`] (how its model loads
+//! and which handlers serve which queues) and its `main` calls [`main`].
+//! The order is fixed here, once:
 //!
 //! 1. settings parsed and checked ([`WorkerApp::check`]): a bad setting
 //!    fails before anything loads or connects;
@@ -82,27 +83,22 @@ impl Serving {
     }
 }
 
-/// A worker: its configuration, how its model loads and warms up, and the
-/// handlers it builds from them.
-pub trait WorkerApp: 'static {
-    /// Program name (`vector-worker`), also the AMQP connection name.
-    const NAME: &'static str;
+/// A worker, implemented by its settings type (command line and
+/// environment): how its model loads and warms up, and the handlers it
+/// builds. The settings flatten [`RuntimeArgs`]; their command name
+/// (`vector-worker`) names the program in logs and on the AMQP connection.
+pub trait WorkerApp: clap::Parser + std::fmt::Debug + Send + Sync + 'static {
     /// The `worker_type` label of its metrics: `embed`, `summarize` or
     /// `transcribe`.
     const WORKER_TYPE: &'static str;
-    /// Command line and environment settings.
-    type Config: clap::Parser + std::fmt::Debug + Send + Sync + 'static;
     /// The loaded model.
     type Model: Send + 'static;
-
-    /// The shared settings inside `config`.
-    fn runtime(config: &Self::Config) -> &RuntimeArgs;
 
     /// Checks the settings that need no model and no connection.
     ///
     /// # Errors
     /// The setting that is wrong, and why.
-    fn check(_config: &Self::Config) -> anyhow::Result<()> {
+    fn check(&self) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -111,11 +107,11 @@ pub trait WorkerApp: 'static {
     /// # Errors
     /// When the model is missing, unreadable or unsupported; the error
     /// names the file.
-    fn load(config: &Self::Config) -> anyhow::Result<Self::Model>;
+    fn load(&self) -> anyhow::Result<Self::Model>;
 
     /// The library that computes and with how many threads, reported (and
     /// warned about when over the CPU limit) once the model is loaded.
-    fn compute_threads(_config: &Self::Config) -> (&'static str, usize) {
+    fn compute_threads(&self) -> (&'static str, usize) {
         ("candle", crate::cpu::candle_threads())
     }
 
@@ -137,11 +133,7 @@ pub trait WorkerApp: 'static {
     /// # Errors
     /// When a setting that depends on the model is wrong, or a thread
     /// cannot be started.
-    fn build(
-        config: &Self::Config,
-        model: Self::Model,
-        services: Services,
-    ) -> anyhow::Result<Serving>;
+    fn build(&self, model: Self::Model, services: Services) -> anyhow::Result<Serving>;
 }
 
 /// The whole `main` of a worker binary: compute threads, settings, logging
@@ -158,12 +150,12 @@ pub fn main<A: WorkerApp>() -> anyhow::Result<()> {
     // SAFETY: called first in `main` (documented above): no other thread
     // runs yet to read or write the environment.
     unsafe { crate::cpu::default_compute_threads() };
-    let config = <A::Config as clap::Parser>::parse();
-    crate::telemetry::init(A::runtime(&config), A::NAME).map_err(anyhow::Error::msg)?;
+    let (config, args) = parse::<A>();
+    crate::telemetry::init(&args, &name::<A>()).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(run::<A>(Arc::new(config)));
+    let outcome = runtime.block_on(run(Arc::new(config), args));
     // A task still running on a blocking thread after the drain deadline has
     // been requeued by the broker: do not wait for it.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -171,23 +163,39 @@ pub fn main<A: WorkerApp>() -> anyhow::Result<()> {
     outcome
 }
 
-/// Starts the worker in the order the module documents and consumes until
-/// SIGTERM or Ctrl-C.
+/// The program's name: its settings' command name.
+fn name<A: WorkerApp>() -> String {
+    A::command().get_name().to_owned()
+}
+
+/// The worker's settings and, read from the same matches, the
+/// [`RuntimeArgs`] flattened into them; exits as clap does on a bad flag.
+fn parse<A: WorkerApp>() -> (A, RuntimeArgs) {
+    use clap::FromArgMatches as _;
+    let matches = A::command().get_matches();
+    let parsed = A::from_arg_matches(&matches)
+        .and_then(|config| Ok((config, RuntimeArgs::from_arg_matches(&matches)?)));
+    parsed.unwrap_or_else(|error| error.format(&mut A::command()).exit())
+}
+
+/// Starts the worker with its settings `config` (whose shared part is
+/// `args`) in the order the module documents and consumes until SIGTERM
+/// or Ctrl-C.
 ///
 /// # Errors
 /// When start-up fails: a bad setting, the model missing, PostgreSQL or
 /// Redis refusing (not merely unreachable: that is waited out), the port
 /// taken, the schema incompatible with the model.
-pub async fn run<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<()> {
+pub async fn run<A: WorkerApp>(config: Arc<A>, args: RuntimeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    tracing::info!(config = ?*config, "starting {}", A::NAME);
-    A::check(&config).context("checking the settings")?;
-    let args = A::runtime(&config);
+    let name = name::<A>();
+    tracing::info!(config = ?*config, "starting {name}");
+    config.check().context("checking the settings")?;
     let shutdown = crate::shutdown::on_signal();
     let metrics = Arc::new(Metrics::new(A::WORKER_TYPE)?);
 
     let model = load_and_warm_up::<A>(config.clone()).await?;
-    let (library, threads) = A::compute_threads(&config);
+    let (library, threads) = config.compute_threads();
     crate::cpu::report_compute_threads(library, threads);
     let dimension = A::embedding_dimension(&model);
     let store = crate::storage::connect_with_retry(&args.database.store_config(), &shutdown)
@@ -198,7 +206,7 @@ pub async fn run<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<()> {
         store: store.clone(),
         metrics: metrics.clone(),
     };
-    let serving = A::build(&config, model, services)?;
+    let serving = config.build(model, services)?;
     let address = health::serve(
         &args.metrics_host,
         args.metrics_port,
@@ -240,11 +248,11 @@ pub async fn run<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<()> {
         "model loaded; consuming"
     );
     let spec = WorkerSpec {
-        name: A::NAME.to_owned(),
+        name,
         queues,
         router: serving.router,
     };
-    Worker::new(args.clone(), spec, results, metrics, readiness, shutdown)
+    Worker::new(args, spec, results, metrics, readiness, shutdown)
         .run()
         .await?;
     tracing::info!("stopped cleanly");
@@ -252,9 +260,9 @@ pub async fn run<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<()> {
 }
 
 /// [`WorkerApp::load`] then [`WorkerApp::warm_up`], on a blocking thread.
-async fn load_and_warm_up<A: WorkerApp>(config: Arc<A::Config>) -> anyhow::Result<A::Model> {
+async fn load_and_warm_up<A: WorkerApp>(config: Arc<A>) -> anyhow::Result<A::Model> {
     tokio::task::spawn_blocking(move || {
-        let model = A::load(&config)?;
+        let model = config.load()?;
         A::warm_up(&model).context("warming up the model")?;
         Ok(model)
     })

@@ -63,6 +63,31 @@ pub fn decode_value<T: DeserializeOwned>(value: Value) -> Result<T, TaskError> {
     })
 }
 
+/// The `(share_id, content, options)` arguments most tasks take (CONTRACT
+/// section 3); `C` and `O` are the worker's own `content` and `options`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(expecting = "an object {share_id, content, options?}")]
+pub struct Arguments<C, O> {
+    /// The share the result belongs to.
+    #[serde(alias = "shareId")]
+    pub share_id: ShareId,
+    /// What to work on.
+    pub content: C,
+    /// How; every option has a default.
+    #[serde(default)]
+    pub options: O,
+}
+
+impl<C, O> Request for Arguments<C, O>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+    O: DeserializeOwned + Default + Send + Sync + 'static,
+{
+    fn share_ids(&self) -> Vec<Uuid> {
+        vec![self.share_id.0]
+    }
+}
+
 /// An [`TaskError::InvalidArguments`] with `reason`.
 pub fn invalid(reason: impl Into<String>) -> TaskError {
     TaskError::InvalidArguments(reason.into())
@@ -97,7 +122,9 @@ fn describe(path: &str, message: &str) -> String {
     match mismatch {
         Some((found, expected)) => format!("{subject} must be {expected}, got {found}"),
         None if path.is_empty() => message.to_owned(),
-        None if message.starts_with("must ") => format!("{subject} {message}"),
+        None if message.starts_with("must ") || message.starts_with("is ") => {
+            format!("{subject} {message}")
+        }
         None => format!("{subject}: {message}"),
     }
 }
@@ -152,6 +179,20 @@ impl<'de> Deserialize<'de> for Positive {
     }
 }
 
+/// A string argument that must hold more than white space, read trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonBlank(pub String);
+
+impl<'de> Deserialize<'de> for NonBlank {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.trim() {
+            "" => Err(de::Error::custom("is required")),
+            trimmed => Ok(Self(trimmed.to_owned())),
+        }
+    }
+}
+
 /// A `true`/`false` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flag(pub bool);
@@ -177,18 +218,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[derive(Debug, Deserialize)]
-    struct Args {
-        share_id: ShareId,
-        content: Content,
-        #[serde(default)]
-        options: Options,
-    }
+    type Args = Arguments<Content, Options>;
 
     #[derive(Debug, Deserialize)]
     #[serde(expecting = "an object {text}")]
     struct Content {
-        text: String,
+        text: NonBlank,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -228,7 +263,7 @@ mod tests {
             positional,
         )?;
         assert_eq!(args.share_id.0.to_string(), SHARE);
-        assert_eq!(args.content.text, "a");
+        assert_eq!(args.content.text.0, "a");
         assert_eq!(args.options.max_length, Some(Positive(7)));
         assert_eq!(args.options.normalize, Some(Flag(false)));
         let args: Args = decode(
@@ -238,7 +273,8 @@ mod tests {
             ),
             positional,
         )?;
-        assert_eq!(args.content.text, "b");
+        assert_eq!(args.content.text.0, "b");
+        assert_eq!(args.share_ids(), [args.share_id.0]);
         Ok(())
     }
 
@@ -255,6 +291,10 @@ mod tests {
                 "share_id must be a UUID string, got integer `5`",
             ),
             (json!({"share_id": SHARE}), "content is required"),
+            (
+                json!({"share_id": SHARE, "content": {"text": " \n "}}),
+                "content.text is required",
+            ),
             (
                 json!({"share_id": SHARE, "content": {}}),
                 "content.text is required",
@@ -286,5 +326,14 @@ mod tests {
                 "{kwargs}"
             );
         }
+        let whole = decode_value::<Args>(json!("words"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            whole.as_deref(),
+            Some(
+                "invalid task arguments: the arguments must be an object {share_id, content, options?}, got string \"words\""
+            )
+        );
     }
 }

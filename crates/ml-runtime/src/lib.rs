@@ -49,7 +49,7 @@ mod process;
 mod publisher;
 mod worker;
 
-pub use arguments::{Request, ShareId};
+pub use arguments::{Arguments, Request, ShareId};
 pub use config::RuntimeArgs;
 pub use error::{RuntimeError, TaskError};
 pub use handler::{Handler, Router};

@@ -48,13 +48,8 @@ impl MlResult {
         data: &T,
     ) -> Result<Self> {
         let data = marked(to_json(task_type, data)?, COMPLETED_STATUS, []);
-        Ok(Self::row(
-            share_id,
-            task_type,
-            model,
-            data,
-            Some(processing_ms),
-        ))
+        let row = Self::row(share_id, task_type, model, data, Some(processing_ms));
+        Ok(row)
     }
 
     /// The row of a task that failed for good, for
@@ -93,13 +88,8 @@ impl MlResult {
     ) -> Result<Self> {
         let extra = [("reason", reason.into()), ("model", model.into())];
         let data = marked(to_json(task_type, fields)?, SKIPPED_STATUS, extra);
-        Ok(Self::row(
-            share_id,
-            task_type,
-            model,
-            data,
-            Some(processing_ms),
-        ))
+        let row = Self::row(share_id, task_type, model, data, Some(processing_ms));
+        Ok(row)
     }
 
     fn row(

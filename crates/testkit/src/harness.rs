@@ -5,13 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::broker::Received;
-use crate::{TestBroker, WorkerProcess, env, results};
+use crate::{Fixture, TestBroker, WorkerProcess, celery, env, results};
 
 /// How long a worker may take to become ready (model load included).
 pub const READY: Duration = Duration::from_secs(120);
@@ -116,6 +116,58 @@ impl Harness {
             self.broker.get(&dead).await.ok().flatten()
         })
         .await
+    }
+
+    /// Publishes `fixture` to `queue`, its task's Celery result forgotten
+    /// first (fixtures reuse their task ids), and waits for `status` in
+    /// Redis; returns the task's result meta.
+    ///
+    /// # Errors
+    /// When the fixture has no task id, or the status does not come within
+    /// [`TASK`].
+    pub async fn run_fixture(&self, fixture: &Fixture, queue: &str, status: &str) -> Result<Value> {
+        let task_id = fixture
+            .task_id()
+            .with_context(|| format!("{} has no task id", fixture.name))?;
+        celery::forget(&task_id).await?;
+        self.broker.publish_fixture(fixture, queue).await?;
+        celery::wait_status(&task_id, status, TASK).await
+    }
+
+    /// Publishes `fixture` and checks that it is refused for good: it reaches
+    /// the dead-letter queue with its body intact and a reason mentioning
+    /// `reason`, and a task with an id has a FAILURE in Redis saying so.
+    ///
+    /// # Errors
+    /// When any of that does not happen within [`TASK`].
+    pub async fn expect_refused(&self, fixture: &Fixture, reason: &str) -> Result<()> {
+        let name = &fixture.name;
+        let task_id = fixture.task_id();
+        if let Some(task_id) = &task_id {
+            celery::forget(task_id).await?;
+        }
+        self.broker.publish_fixture(fixture, &self.queue).await?;
+        let dead = self.wait_dead_letter(TASK).await?;
+        let got = dead.headers["x-death-reason"].as_str().unwrap_or_default();
+        ensure!(
+            got.contains(reason),
+            "{name}: reason {got:?} should mention {reason:?}"
+        );
+        ensure!(
+            dead.headers["x-original-queue"] == self.queue.as_str(),
+            "{name}: x-original-queue is {}",
+            dead.headers["x-original-queue"]
+        );
+        ensure!(
+            dead.body == fixture.body,
+            "{name}: the original body is kept"
+        );
+        if let Some(task_id) = task_id {
+            let meta = celery::wait_status(&task_id, "FAILURE", TASK).await?;
+            let message = meta["result"]["exc_message"].to_string();
+            ensure!(message.contains(reason), "{name}: FAILURE says {message}");
+        }
+        Ok(())
     }
 
     /// Deletes the test's queues.

@@ -9,6 +9,7 @@ use ml_embedding::{
     Chunk, ChunkConfig, ChunkStrategy, ContentType, clean, content_hash, skip_reason,
     transcript_text,
 };
+use ml_runtime::app::Services;
 use ml_runtime::metrics::Direction;
 use ml_runtime::storage::FailureLog;
 use ml_runtime::{Handler, Metrics, Task, TaskError};
@@ -54,20 +55,16 @@ enum Prepared {
 }
 
 impl EmbedHandler {
-    /// A handler embedding with `service` and storing into `store`.
-    pub fn new(
-        service: EmbedService,
-        store: Store,
-        metrics: Arc<Metrics>,
-        chunking: ChunkConfig,
-    ) -> Self {
+    /// A handler embedding with `service`, cutting texts as `chunking` says,
+    /// and storing into the services' store.
+    pub fn new(service: EmbedService, services: Services, chunking: ChunkConfig) -> Self {
         let model = service.embedder().model_name();
-        let failures = FailureLog::new(store.clone(), TASK_TYPE, model, Value::Null);
+        let failures = FailureLog::new(services.store.clone(), TASK_TYPE, model, Value::Null);
         Self {
             service,
-            store,
+            store: services.store,
             failures,
-            metrics,
+            metrics: services.metrics,
             chunking,
         }
     }

@@ -3,7 +3,7 @@
 
 use ml_embedding::{ChunkStrategy, ContentType, Segment};
 use ml_runtime::arguments::decode_value;
-use ml_runtime::{Request, ShareId, TaskError};
+use ml_runtime::{Arguments, Request, TaskError};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -14,7 +14,7 @@ const CHAPTER_KEYS: [&str; 4] = ["chapter_id", "chapterId", "chapter_index", "ch
 
 /// One validated request to embed a share's text.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "EmbedArguments")]
+#[serde(try_from = "Arguments<Content, Options>")]
 pub struct EmbedRequest {
     /// The share the vectors belong to.
     pub share_id: Uuid,
@@ -106,17 +106,7 @@ fn items<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<BatchItem>, D
         .collect())
 }
 
-/// The arguments as they arrive.
-#[derive(Deserialize)]
-#[serde(expecting = "an object {share_id, content, options?}")]
-struct EmbedArguments {
-    #[serde(alias = "shareId")]
-    share_id: ShareId,
-    content: Content,
-    #[serde(default)]
-    options: Options,
-}
-
+/// The `content` argument as it arrives.
 #[derive(Deserialize)]
 #[serde(expecting = "an object {text, type?, metadata?}")]
 struct Content {
@@ -126,6 +116,7 @@ struct Content {
     metadata: Option<Map<String, Value>>,
 }
 
+/// The `options` argument as it arrives.
 #[derive(Default, Deserialize)]
 struct Options {
     #[serde(alias = "embeddingType")]
@@ -136,12 +127,12 @@ struct Options {
     force_model: Option<String>,
 }
 
-impl TryFrom<EmbedArguments> for EmbedRequest {
+impl TryFrom<Arguments<Content, Options>> for EmbedRequest {
     type Error = String;
 
     /// Applies the defaults and reads the timed segments.
-    fn try_from(arguments: EmbedArguments) -> Result<Self, String> {
-        let EmbedArguments {
+    fn try_from(arguments: Arguments<Content, Options>) -> Result<Self, String> {
+        let Arguments {
             share_id,
             content,
             options,

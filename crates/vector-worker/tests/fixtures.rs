@@ -7,9 +7,7 @@ mod common;
 use common::EmbedTasks as _;
 
 use anyhow::Result;
-use common::{
-    Harness, TASK, forget_shares, forget_task, result_data, vector_rows, wait_celery_status,
-};
+use common::{Harness, TASK, forget_shares, result_data, vector_rows};
 use ml_testkit::Fixture;
 use serde_json::Value;
 use uuid::Uuid;
@@ -23,13 +21,7 @@ fn uuid(text: &str) -> Uuid {
 
 async fn publish_and_wait(harness: &Harness, name: &str, status: &str) -> Result<Value> {
     let fixture = Fixture::load(name)?;
-    let task_id = fixture.task_id().unwrap_or_default();
-    forget_task(&task_id).await?;
-    harness
-        .broker
-        .publish_fixture(&fixture, &harness.queue)
-        .await?;
-    wait_celery_status(&task_id, status, TASK).await
+    harness.run_fixture(&fixture, &harness.queue, status).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,31 +134,9 @@ async fn fixtures_end_in_rows_or_dead_letters() -> Result<()> {
         "every bad fixture is covered"
     );
     for (name, reason) in expected_reasons {
-        let fixture = Fixture::load(name)?;
-        if let Some(task_id) = fixture.task_id() {
-            forget_task(&task_id).await?;
-        }
         harness
-            .broker
-            .publish_fixture(&fixture, &harness.queue)
+            .expect_refused(&Fixture::load(name)?, reason)
             .await?;
-        let dead = harness.wait_dead_letter(TASK).await?;
-        let got = dead.headers["x-death-reason"].as_str().unwrap_or_default();
-        assert!(
-            got.contains(reason),
-            "{name}: reason {got:?} should mention {reason:?}"
-        );
-        assert_eq!(dead.headers["x-original-queue"], harness.queue.as_str());
-        assert_eq!(dead.body, fixture.body, "{name}: the original body is kept");
-        if let Some(task_id) = fixture.task_id() {
-            let meta = wait_celery_status(&task_id, "FAILURE", TASK).await?;
-            assert!(
-                meta["result"]["exc_message"][0]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains(reason)
-            );
-        }
     }
     let data = result_data(&harness.db, a).await?.unwrap_or_default();
     assert_eq!(

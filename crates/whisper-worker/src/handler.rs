@@ -71,7 +71,7 @@ impl TranscribeHandler {
     /// Fetches the media to a local file (a temp copy for remote sources,
     /// removed when the returned value drops).
     async fn fetch(&self, request: &TranscribeRequest) -> Result<FetchedMedia, TaskError> {
-        let source = MediaSource::parse(request.media_url())
+        let source = MediaSource::parse(&request.content.media_url.0)
             .map_err(|e| TaskError::Permanent(format!("media refused: {e}")))?;
         self.fetcher.fetch(&source).await.map_err(|e| {
             if e.is_transient() {
@@ -113,7 +113,7 @@ impl TranscribeHandler {
         let seconds = audio.duration.as_secs_f64();
         let (progress, _progress_series) = self.transcription_metrics.track(seconds);
         let transcriber = self.transcriber.clone();
-        let options = request.transcribe_options();
+        let options = request.options.transcribe_options();
         let started = Instant::now();
         let transcript = ml_runtime::telemetry::spawn_blocking_in_span(move || {
             transcriber.transcribe(&audio.samples, &options, Some(progress))
@@ -251,7 +251,7 @@ impl Handler for TranscribeHandler {
     async fn handle(&self, _task: &Task, request: &TranscribeRequest) -> Result<Value, TaskError> {
         let started = Instant::now();
         let media = self.fetch(request).await?;
-        let audio = self.decode(&media, request.normalize()).await?;
+        let audio = self.decode(&media, request.options.normalize()).await?;
         drop(media);
         let decoded = Decoded {
             seconds: audio.duration.as_secs_f64(),

@@ -1,32 +1,21 @@
 //! The transcribe tasks' arguments (CONTRACT section 3) as serde types,
 //! accepting both the gateway's camelCase and snake_case.
 
-use ml_runtime::arguments::{Flag, decode, invalid};
-use ml_runtime::{Request, ShareId, Task, TaskError};
+use ml_runtime::Arguments;
+use ml_runtime::arguments::{Flag, NonBlank};
 use ml_transcription::TranscribeOptions;
 use serde::Deserialize;
-use uuid::Uuid;
 
 /// One request to transcribe a share's media.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct TranscribeRequest {
-    /// The share the transcript belongs to.
-    #[serde(alias = "shareId")]
-    pub share_id: ShareId,
-    /// Where the media is.
-    pub content: Content,
-    /// Language, prompt, normalisation.
-    #[serde(default)]
-    pub options: Options,
-}
+pub type TranscribeRequest = Arguments<Content, Options>;
 
 /// The `content` argument.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(expecting = "an object {mediaUrl}")]
 pub struct Content {
-    /// A local path, `http(s)://…` or `s3://bucket/key`.
+    /// A local path, `http(s)://…` or `s3://bucket/key`, trimmed.
     #[serde(rename = "mediaUrl", alias = "media_url")]
-    pub media_url: String,
+    pub media_url: NonBlank,
 }
 
 /// The `options` argument.
@@ -43,43 +32,25 @@ pub struct Options {
     pub backend: Option<String>,
 }
 
-impl TranscribeRequest {
-    /// Where the media is, trimmed.
-    pub fn media_url(&self) -> &str {
-        self.content.media_url.trim()
-    }
-
+impl Options {
     /// Whether to loudness-normalise.
     pub fn normalize(&self) -> bool {
-        self.options.normalize.is_none_or(|flag| flag.0)
+        self.normalize.is_none_or(|flag| flag.0)
     }
 
     /// Language and initial prompt for whisper.
     pub fn transcribe_options(&self) -> TranscribeOptions {
         TranscribeOptions {
-            language: self.options.language.clone(),
-            prompt: self.options.prompt.clone(),
+            language: self.language.clone(),
+            prompt: self.prompt.clone(),
         }
-    }
-}
-
-impl Request for TranscribeRequest {
-    fn from_task(task: &Task) -> Result<Self, TaskError> {
-        let request: Self = decode(task, Self::POSITIONAL)?;
-        if request.media_url().is_empty() {
-            return Err(invalid("content.mediaUrl is required"));
-        }
-        Ok(request)
-    }
-
-    fn share_ids(&self) -> Vec<Uuid> {
-        vec![self.share_id.0]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ml_runtime::{Request, Task, TaskError};
     use serde_json::{Value, json};
 
     fn parse(kwargs: Value) -> Result<TranscribeRequest, TaskError> {
@@ -101,9 +72,9 @@ mod tests {
             "options": {"language": "en", "prompt": "Kubernetes"}
         }))
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(request.media_url(), "/tmp/bookmarkai-videos/a.mp4");
-        assert!(request.normalize());
-        let options = request.transcribe_options();
+        assert_eq!(request.content.media_url.0, "/tmp/bookmarkai-videos/a.mp4");
+        assert!(request.options.normalize());
+        let options = request.options.transcribe_options();
         assert_eq!(options.language.as_deref(), Some("en"));
         assert_eq!(options.prompt.as_deref(), Some("Kubernetes"));
     }

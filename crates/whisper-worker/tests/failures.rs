@@ -1,6 +1,6 @@
-//! Media that cannot be transcribed: each ends as a clear permanent failure
-//! (dead-lettered with its reason) or a skipped result, and the worker keeps
-//! serving.
+//! Media that cannot be transcribed, and a task without a media URL: each
+//! ends as a clear permanent failure (a failed row and a dead letter with
+//! its reason) or a skipped result, and the worker keeps serving.
 
 mod common;
 
@@ -43,6 +43,8 @@ async fn unusable_media_fails_clearly_and_the_worker_keeps_serving() -> Result<(
     expect_failure(&harness, &zero, "empty").await?;
     expect_failure(&harness, &text, "not").await?;
     expect_failure(&harness, &corrupt, "decode").await?;
+    // Arguments that do not parse still fail the share they name.
+    expect_failure(&harness, "  ", "content.mediaUrl is required").await?;
 
     let data = transcribe(&harness, &mp3).await?;
     assert_eq!(data["status"], "completed", "still serving: {data}");

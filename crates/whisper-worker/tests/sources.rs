@@ -9,7 +9,6 @@ use anyhow::Result;
 use common::http::{Route, TestServer};
 use common::{JFK, MediaDir, TASK, normalise, publish, start, transcribe};
 use ml_testkit::Fixture;
-use ml_testkit::celery::{forget as forget_task, wait_status};
 use ml_testkit::s3::{KEY_ID, REGION, S3Server, SECRET};
 use serde_json::{Value, json};
 
@@ -59,25 +58,9 @@ async fn bad_media_fixtures_are_refused_with_clear_reasons() -> Result<()> {
         ("bad-media-private-address.json", "169.254.169.254"),
         ("bad-media-scheme.json", "file"),
     ] {
-        let fixture = Fixture::load(name)?;
-        let task_id = fixture.task_id().unwrap_or_default();
-        forget_task(&task_id).await?;
         harness
-            .broker
-            .publish_fixture(&fixture, &harness.queue)
+            .expect_refused(&Fixture::load(name)?, reason)
             .await?;
-        let dead = harness.wait_dead_letter(TASK).await?;
-        let got = dead.headers["x-death-reason"].as_str().unwrap_or_default();
-        assert!(
-            got.contains(reason),
-            "{name}: {got:?} should mention {reason:?}"
-        );
-        assert_eq!(dead.body, fixture.body, "{name}: the original body is kept");
-        let meta = wait_status(&task_id, "FAILURE", TASK).await?;
-        assert!(
-            meta["result"]["exc_message"].to_string().contains(reason),
-            "{meta}"
-        );
     }
     harness.cleanup().await;
     Ok(())
@@ -110,14 +93,10 @@ async fn transcribe_fixtures_produce_rows_the_video_workflow_reads() -> Result<(
     ] {
         let mut fixture = Fixture::load(name)?;
         retarget(&mut fixture, &url)?;
-        let task_id = fixture.task_id().unwrap_or_default();
-        forget_task(&task_id).await?;
         ml_testkit::results::forget_shares(&harness.db, &[FIXTURE_SHARE.parse()?]).await?;
-        harness
-            .broker
-            .publish_fixture(&fixture, &harness.queue)
+        let meta = harness
+            .run_fixture(&fixture, &harness.queue, "SUCCESS")
             .await?;
-        let meta = wait_status(&task_id, "SUCCESS", TASK).await?;
         let share_id = meta["result"]["share_id"]
             .as_str()
             .unwrap_or_default()
@@ -177,13 +156,9 @@ async fn s3_media_from_the_gateway_fixture_is_transcribed() -> Result<()> {
     )
     .await?;
     let fixture = Fixture::load("transcribe-s3.gateway.json")?;
-    let task_id = fixture.task_id().unwrap_or_default();
-    forget_task(&task_id).await?;
-    harness
-        .broker
-        .publish_fixture(&fixture, &harness.queue)
+    let meta = harness
+        .run_fixture(&fixture, &harness.queue, "SUCCESS")
         .await?;
-    let meta = wait_status(&task_id, "SUCCESS", TASK).await?;
     assert_eq!(
         normalise(meta["result"]["text"].as_str().unwrap_or_default()),
         JFK

@@ -19,6 +19,8 @@ pub const LLM_WORKER: WorkerKind = WorkerKind {
 
 /// Task name of `ml.summarize`.
 pub const SUMMARIZE_TASK: &str = "llm_service.tasks.summarize_content";
+/// Task name of `ml.summarize_video_combined`.
+pub const VIDEO_COMBINED_TASK: &str = "summarize_video_combined";
 
 /// A ready llm-worker whose three queues are fresh test queues.
 pub struct Summarizer {
