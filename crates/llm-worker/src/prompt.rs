@@ -50,7 +50,12 @@ const LABELS: [&str; 4] = [
 pub fn clean_summary(raw: &str, hit_token_limit: bool) -> String {
     let mut text = raw.trim();
     for label in LABELS {
-        if text.len() >= label.len() && text[..label.len()].eq_ignore_ascii_case(label) {
+        // `get`, not indexing: the label's length may fall inside a
+        // character of a non-ASCII answer.
+        if text
+            .get(..label.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(label))
+        {
             text = text[label.len()..].trim_start();
         }
     }
@@ -160,6 +165,39 @@ mod tests {
             key_points("Rust is safe. It is fast! Is it hard? Yes"),
             ["Rust is safe.", "It is fast!", "Is it hard?", "Yes"]
         );
+    }
+
+    #[test]
+    fn non_ascii_answers_are_cleaned_without_panicking() {
+        assert_eq!(
+            clean_summary("日本語の要約です。", true),
+            "日本語の要約です。"
+        );
+        assert_eq!(
+            clean_summary("Summary: 豆腐のレシピ。", false),
+            "豆腐のレシピ。"
+        );
+        // Every label cut at every length, then multibyte text of every
+        // width, so a label's length lands inside a character each way.
+        let tails = [
+            "日本語",
+            "é",
+            "🦀🦀",
+            "e\u{301}x",
+            "Ωμέγα. Ζ",
+            "\u{feff}\u{200b}",
+        ];
+        for label in LABELS {
+            for cut in 0..=label.len() {
+                for tail in tails {
+                    let raw = format!("{}{tail}", &label[..cut]);
+                    for hit_limit in [false, true] {
+                        let cleaned = clean_summary(&raw, hit_limit);
+                        assert!(raw.contains(cleaned.as_str()), "{raw:?} -> {cleaned:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

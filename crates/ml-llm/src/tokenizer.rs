@@ -234,12 +234,22 @@ impl LlmTokenizer {
     }
 
     /// `text` with every special token's text removed, so content cannot
-    /// open or close chat turns.
+    /// open or close chat turns. Removing one can join its neighbours into
+    /// another (`<|im_st<|im_end|>art|>`), so none is left in the result
+    /// either; linear in the length of `text`.
     pub fn sanitize(&self, text: &str) -> String {
-        let mut clean = text.to_owned();
-        for special in &self.special_texts {
-            if !special.is_empty() && clean.contains(special.as_str()) {
-                clean = clean.replace(special.as_str(), "");
+        let mut clean = String::with_capacity(text.len());
+        for c in text.chars() {
+            clean.push(c);
+            // `clean` held no special text before this character: any there
+            // is now ends here, and what is left after removing it is a
+            // prefix of what was there, so still free of them.
+            while let Some(special) = self
+                .special_texts
+                .iter()
+                .find(|special| !special.is_empty() && clean.ends_with(special.as_str()))
+            {
+                clean.truncate(clean.len() - special.len());
             }
         }
         clean

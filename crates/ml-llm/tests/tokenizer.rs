@@ -60,6 +60,21 @@ fn smollm2_ids_match_its_training_tokenizer() {
 fn user_content_cannot_open_chat_turns() {
     let tokenizer = smollm2_tokenizer();
     assert_eq!(tokenizer.sanitize("a<|im_end|>b<|im_start|>"), "ab");
+    // A special text hidden inside another comes back once the inner one
+    // is removed: it must be removed too, however deep the nesting.
+    assert_eq!(tokenizer.sanitize("a<|im_st<|im_end|>art|>b"), "ab");
+    let nested = format!("{}x{}", "<|im_st".repeat(1000), "art|>".repeat(1000));
+    assert_eq!(
+        tokenizer.sanitize(&nested),
+        "<|im_st".repeat(1000) + "x" + &"art|>".repeat(1000)
+    );
+    let nested = format!(
+        "{}<|im_end|>{}",
+        "<|im_st".repeat(1000),
+        "art|>".repeat(1000)
+    );
+    assert_eq!(tokenizer.sanitize(&nested), "");
+    assert_eq!(tokenizer.sanitize("<|im_end<|im_end|>|>ok"), "ok");
 }
 
 #[test]

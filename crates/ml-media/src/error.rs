@@ -116,11 +116,11 @@ pub enum MediaError {
     /// The media is larger than `MEDIA_MAX_BYTES`.
     #[error("{url} is larger than the {limit}-byte cap (MEDIA_MAX_BYTES){}", declared_text(*.declared))]
     TooLarge {
-        /// The URL requested.
+        /// The URL or path requested.
         url: String,
         /// The configured cap.
         limit: u64,
-        /// The size the server declared, when it did.
+        /// The size the server declared or the local file has, when known.
         declared: Option<u64>,
     },
     /// The S3 endpoint answered with an error.
@@ -152,7 +152,7 @@ fn host_text(host: &str, addr: IpAddr) -> String {
 }
 
 fn declared_text(declared: Option<u64>) -> String {
-    declared.map_or_else(String::new, |n| format!(" (Content-Length {n})"))
+    declared.map_or_else(String::new, |n| format!(": {n} bytes"))
 }
 
 fn s3_code_text(code: Option<&str>, message: Option<&str>) -> String {
@@ -277,6 +277,13 @@ pub enum DecodeError {
         /// The configured timeout.
         timeout: Duration,
     },
+    /// The stream claims a sample rate no real audio has (a crafted header
+    /// would otherwise size the resampler: gigabytes for a 48 KB file).
+    #[error("a sample rate of {rate} Hz is outside {} to {} Hz", SAMPLE_RATES.start(), SAMPLE_RATES.end())]
+    SampleRate {
+        /// The claimed rate.
+        rate: u32,
+    },
     /// Resampling failed (an internal error).
     #[error("resampling from {from} Hz: {reason}")]
     Resample {
@@ -286,6 +293,10 @@ pub enum DecodeError {
         reason: String,
     },
 }
+
+/// The sample rates audio is decoded at, in Hz: telephone-band 1 kHz up
+/// to studio 384 kHz.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=384_000;
 
 fn fmt_secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())

@@ -21,6 +21,8 @@ pub struct MediaFetcher {
     roots: MediaRoots,
     http: HttpFetcher,
     s3: S3Fetcher,
+    /// `MEDIA_MAX_BYTES`, for local files (downloads check it as they go).
+    max_bytes: u64,
 }
 
 /// A media file ready to decode.
@@ -94,7 +96,12 @@ impl MediaFetcher {
             sink.clone(),
         )?;
         let s3 = S3Fetcher::new(&config, sink)?;
-        Ok(Self { roots, http, s3 })
+        Ok(Self {
+            roots,
+            http,
+            s3,
+            max_bytes: config.media_max_bytes,
+        })
     }
 
     /// Makes `source` available as a local file.
@@ -108,6 +115,13 @@ impl MediaFetcher {
         let fetched = match source {
             MediaSource::Local(path) => {
                 let (path, len) = self.roots.resolve(path).await?;
+                if len > self.max_bytes {
+                    return Err(MediaError::TooLarge {
+                        url: path.display().to_string(),
+                        limit: self.max_bytes,
+                        declared: Some(len),
+                    });
+                }
                 FetchedMedia {
                     file: MediaFile::Local(path),
                     len,

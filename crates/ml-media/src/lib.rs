@@ -47,6 +47,6 @@ pub use decode::{
     DecodeOptions, DecodedAudio, NORMALIZE_MAX_GAIN_DB, NORMALIZE_PEAK_CEILING_DBFS,
     NORMALIZE_TARGET_DBFS, TARGET_RATE, decode_audio, rms_dbfs,
 };
-pub use error::{DecodeError, MediaError};
+pub use error::{DecodeError, MediaError, SAMPLE_RATES};
 pub use fetch::{FetchedMedia, MediaFetcher};
 pub use source::MediaSource;

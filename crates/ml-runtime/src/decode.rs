@@ -39,15 +39,41 @@ impl DecodeError {
         }
     }
 
+    /// Keeps the task's `id` and `name`, each only when it is short enough
+    /// to be reported under ([`MAX_IDENTITY_BYTES`]).
     fn about(mut self, id: Option<&str>, name: Option<&str>) -> Self {
-        self.task_id = id.map(str::to_owned);
-        self.task_name = name.map(str::to_owned);
+        let short = |text: &str| (text.len() <= MAX_IDENTITY_BYTES).then(|| text.to_owned());
+        self.task_id = id.and_then(short);
+        self.task_name = name.and_then(short);
         self
     }
 }
 
+/// The most bytes of a task id or name: an AMQP short string (a Celery id
+/// is a 36-byte UUID). Longer ones cannot be republished as a
+/// `correlation_id`, and would be copied into every header.
+pub(crate) const MAX_IDENTITY_BYTES: usize = 255;
+
 /// Decodes a message in either encoding.
 pub(crate) fn decode(message: &RawMessage<'_>) -> Result<Task, DecodeError> {
+    let task = decode_any(message)?;
+    let too_long = |what: &str, text: &str| {
+        let reason = format!(
+            "the task {what} is {} bytes, over {MAX_IDENTITY_BYTES}",
+            text.len()
+        );
+        DecodeError::new(reason).about(Some(&task.id), Some(&task.name))
+    };
+    if task.id.len() > MAX_IDENTITY_BYTES {
+        return Err(too_long("id", &task.id));
+    }
+    if task.name.len() > MAX_IDENTITY_BYTES {
+        return Err(too_long("name", &task.name));
+    }
+    Ok(task)
+}
+
+fn decode_any(message: &RawMessage<'_>) -> Result<Task, DecodeError> {
     if let Some(content_type) = message.content_type
         && !content_type.is_empty()
         && content_type != "application/json"
@@ -204,7 +230,15 @@ fn read_time(field: &str, value: Option<&Value>) -> Result<Option<DateTime<Utc>>
     }
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|naive| Some(naive.and_utc()))
-        .map_err(|_| format!("`{field}` is not an ISO 8601 timestamp: {text:?}"))
+        .map_err(|_| format!("`{field}` is not an ISO 8601 timestamp: {}", excerpt(text)))
+}
+
+/// `text` quoted, its first 64 characters at most.
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{:?}… ({} bytes)", &text[..end], text.len()),
+        None => format!("{text:?}"),
+    }
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -324,6 +358,47 @@ mod tests {
         );
         assert_eq!(err.task_id.as_deref(), Some("t1"));
         assert_eq!(err.task_name.as_deref(), Some("x"));
+    }
+
+    fn gateway(body: &Value) -> Result<Task, DecodeError> {
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        decode(&RawMessage {
+            body: &body,
+            ..RawMessage::default()
+        })
+    }
+
+    #[test]
+    fn overlong_ids_and_names_are_refused_and_never_reported_under() {
+        let long = "x".repeat(MAX_IDENTITY_BYTES + 1);
+        let err = gateway(&json!({"id": long, "task": "t"}))
+            .err()
+            .unwrap_or_else(|| panic!("decoded"));
+        assert_eq!(err.reason, "the task id is 256 bytes, over 255");
+        assert_eq!((err.task_id, err.task_name.as_deref()), (None, Some("t")));
+        let err = gateway(&json!({"id": "i", "task": long}))
+            .err()
+            .unwrap_or_else(|| panic!("decoded"));
+        assert_eq!(err.reason, "the task name is 256 bytes, over 255");
+        assert_eq!((err.task_id.as_deref(), err.task_name), (Some("i"), None));
+        let ok = "y".repeat(MAX_IDENTITY_BYTES);
+        assert!(gateway(&json!({"id": ok, "task": ok})).is_ok());
+    }
+
+    #[test]
+    fn bad_times_are_quoted_in_part() {
+        let eta = "9".repeat(300_000);
+        let err = gateway(&json!({"id": "i", "task": "t", "eta": eta}))
+            .err()
+            .unwrap_or_else(|| panic!("decoded"));
+        assert!(
+            err.reason
+                .starts_with("`eta` is not an ISO 8601 timestamp: \"9999"),
+            "{}",
+            err.reason
+        );
+        assert!(err.reason.ends_with("\"… (300000 bytes)"), "{}", err.reason);
+        assert!(err.reason.len() < 200, "{}", err.reason);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Errors: what a handler reports about a task, and what stops the runtime.
 
+use std::borrow::Cow;
+
 /// Why a task did not succeed; decides between retry and dead-letter.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -34,6 +36,25 @@ impl TaskError {
     }
 }
 
+/// The most bytes of a failure reason written anywhere: dead-letter
+/// headers (which must fit the broker's frame with room to spare), the
+/// Redis result and the `ml_results` row. Reasons can quote input.
+pub const MAX_REASON_BYTES: usize = 2048;
+
+/// `reason` cut to [`MAX_REASON_BYTES`] at a character boundary, saying
+/// how much was cut.
+pub fn bounded_reason(reason: &str) -> Cow<'_, str> {
+    if reason.len() <= MAX_REASON_BYTES {
+        return Cow::Borrowed(reason);
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = reason.len() - end;
+    Cow::Owned(format!("{}… ({cut} more bytes)", &reason[..end]))
+}
+
 /// Errors that stop the runtime itself (not a single task).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,4 +79,24 @@ pub enum RuntimeError {
     /// The configuration is contradictory.
     #[error("configuration: {0}")]
     Config(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_bounded_at_a_character_boundary() {
+        assert_eq!(bounded_reason("short"), "short");
+        let exact = "a".repeat(MAX_REASON_BYTES);
+        assert_eq!(bounded_reason(&exact), exact);
+        let long = format!("a{}", "é".repeat(MAX_REASON_BYTES));
+        let bounded = bounded_reason(&long);
+        let kept = bounded.split('…').next().unwrap_or_default();
+        assert_eq!(kept.len(), MAX_REASON_BYTES - 1);
+        assert!(
+            bounded.ends_with(&format!("… ({} more bytes)", long.len() - kept.len())),
+            "{bounded}"
+        );
+    }
 }

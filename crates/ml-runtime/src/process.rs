@@ -2,10 +2,12 @@
 //! handler, then retry, dead-letter or succeed, and only then acknowledge
 //! (CONTRACT section 4).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt as _;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use serde_json::json;
@@ -15,7 +17,7 @@ use tracing::{Instrument, field};
 
 use crate::backoff;
 use crate::decode::{DecodeError, RawMessage, decode};
-use crate::error::TaskError;
+use crate::error::{TaskError, bounded_reason};
 use crate::handler::{Parsed, Route, Router};
 use crate::headers::table_to_json;
 use crate::metrics::{ErrorType, Metrics, Outcome};
@@ -177,6 +179,12 @@ impl Delivered<'_> {
             self.requeue().await;
             return;
         };
+        // It may have expired while it waited for its eta or for a slot.
+        if task.is_expired(Utc::now()) {
+            drop(permit);
+            self.revoke(&task).await;
+            return;
+        }
         self.run(&task, handler.as_ref(), permit).await;
     }
 
@@ -202,7 +210,13 @@ impl Delivered<'_> {
         tracing::info!(redelivered = self.delivery.redelivered, "task started");
         let started = Instant::now();
         let parsed = handler.parse(task);
-        let outcome = match parsed.handle(task).await {
+        // A panic in the handler's async code fails the task like any
+        // permanent error, instead of leaving the delivery unsettled.
+        let handled = AssertUnwindSafe(parsed.handle(task))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(TaskError::Permanent(panicked(panic.as_ref()))));
+        let outcome = match handled {
             Ok(result) => self
                 .context
                 .results
@@ -245,14 +259,19 @@ impl Delivered<'_> {
         let eta = Utc::now() + delay;
         if let Err(publish_error) = self
             .publisher
-            .schedule(task, self.queue, task.retries + 1, eta)
+            .schedule(task, self.queue, task.retries.saturating_add(1), eta)
             .await
         {
             tracing::error!(%publish_error, %error, "could not publish the retry; returning the task to the queue");
             self.requeue().await;
             return;
         }
-        let retry_meta = exception(error.python_exception(), "builtins", &error.to_string());
+        let message = error.to_string();
+        let retry_meta = exception(
+            error.python_exception(),
+            "builtins",
+            &bounded_reason(&message),
+        );
         if let Err(redis_error) = self
             .context
             .results
@@ -270,7 +289,7 @@ impl Delivered<'_> {
                 %error,
                 duration_ms,
                 retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                next_retry = task.retries + 1,
+                next_retry = task.retries.saturating_add(1),
                 "transient failure; retry scheduled"
             );
         }
@@ -280,7 +299,8 @@ impl Delivered<'_> {
         let reason = if error.is_transient() {
             format!(
                 "retries exhausted after {} attempts: {error}",
-                task.retries + 1
+                // `retries` comes from the message: any u32.
+                task.retries.saturating_add(1)
             )
         } else {
             error.to_string()
@@ -308,6 +328,7 @@ impl Delivered<'_> {
         reason: &str,
         exc_type: &str,
     ) {
+        let reason = &*bounded_reason(reason);
         let letter = DeadLetter {
             queue: self.queue,
             reason,
@@ -437,4 +458,14 @@ impl Delivered<'_> {
         let busy = active as f64 / self.context.concurrency.max(1) as f64;
         self.context.metrics.worker_busy.set(busy);
     }
+}
+
+/// The reason for a handler that panicked with `payload`.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    format!("the handler panicked: {message}")
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::arguments::Request;
-use crate::error::TaskError;
+use crate::error::{TaskError, bounded_reason};
 use crate::health::ReadinessCheck;
 use crate::task::Task;
 
@@ -84,7 +84,7 @@ impl FailureLog {
         let error = error.to_string();
         let failure = Failure {
             task_id: &task.id,
-            error: &error,
+            error: &bounded_reason(&error),
         };
         for share_id in shares {
             let fields = self.fields.clone();

@@ -235,6 +235,30 @@ async fn permanent_failures_dead_letter_without_retry() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_panicking_handler_fails_its_task_and_the_worker_goes_on() -> Result<()> {
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
+    let panics = queue.publish(json!({"outcome": "panic"}), &[]).await?;
+    let fine = queue.publish(json!({}), &[]).await?;
+
+    let failure = wait_state(&panics, "FAILURE").await?;
+    worker.stop_at_state(&fine, "SUCCESS").await?;
+
+    let message = exception_message(&failure, "RuntimeError")?;
+    ensure!(
+        message == format!("the handler panicked: stub told to panic by {panics}"),
+        "{message}"
+    );
+    let dead = queue.take_one(&queue.dead()).await?;
+    ensure_header(&dead, "x-task-id", &panics)?;
+    ensure!(
+        matches!(stub.failures().as_slice(), [(failed, TaskError::Permanent(_))] if *failed == panics),
+        "on_failure calls: {:?}",
+        stub.failures()
+    );
+    queue.finish(Drained::Source).await
+}
+
+#[tokio::test]
 async fn unknown_task_name_is_dead_lettered() -> Result<()> {
     let Scenario(queue, stub, worker) = Scenario::start().await?;
     let id = task_id();
@@ -255,6 +279,75 @@ async fn unknown_task_name_is_dead_lettered() -> Result<()> {
         stub.calls().is_empty() && stub.failures().is_empty(),
         "the stub was involved"
     );
+    queue.finish(Drained::Source).await
+}
+
+/// Reasons that quote 300 KB of input once made a dead letter larger than
+/// the broker's frame: the broker closed the connection, the message went
+/// round until the delivery limit dropped it. Now every reason is bounded,
+/// the original body kept, and the worker goes on serving on one
+/// connection.
+#[tokio::test]
+async fn huge_input_in_a_reason_or_a_name_is_dead_lettered_within_the_frame() -> Result<()> {
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
+    let huge = "9".repeat(300_000);
+    let bad_eta = queue.publish(json!({}), &[("eta", json!(huge))]).await?;
+    let long_name = task_id();
+    queue
+        .publish_named(&huge, &long_name, json!({}), &[])
+        .await?;
+    let fine = queue.publish(json!({}), &[]).await?;
+
+    let eta_failure = wait_state(&bad_eta, "FAILURE").await?;
+    let name_failure = wait_state(&long_name, "FAILURE").await?;
+    worker.stop_at_state(&fine, "SUCCESS").await?;
+
+    let message = exception_message(&eta_failure, "ValueError")?;
+    ensure!(
+        message.contains("`eta` is not an ISO 8601 timestamp") && message.len() < 300,
+        "{message}"
+    );
+    let message = exception_message(&name_failure, "ValueError")?;
+    ensure!(
+        message.contains("the task name is 300000 bytes, over 255"),
+        "{message}"
+    );
+    let dead = queue.take_all(&queue.dead()).await?;
+    ensure!(dead.len() == 2, "{} dead letters", dead.len());
+    for letter in &dead {
+        ensure!(death_reason(letter)?.len() < 300, "{:?}", letter.headers);
+        ensure!(
+            header(letter, "x-task-name").is_none_or(|name| name.len() <= 255),
+            "{:?}",
+            letter.headers
+        );
+        ensure!(
+            body_json(letter)?.to_string().contains(&huge),
+            "the original body is kept"
+        );
+    }
+    stub.ensure_calls(1, "only the good task runs")?;
+    queue.finish(Drained::Source).await
+}
+
+#[tokio::test]
+async fn a_retry_count_at_its_largest_is_dead_lettered_not_overflowed() -> Result<()> {
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
+    let retries = json!(u32::MAX);
+    let id = queue
+        .publish(json!({"outcome": "transient"}), &[("retries", retries)])
+        .await?;
+
+    let failure = worker.stop_at_state(&id, "FAILURE").await?;
+
+    stub.ensure_attempts(&[u32::MAX])?;
+    let message = exception_message(&failure, "ConnectionError")?;
+    ensure!(
+        message.contains(&format!("retries exhausted after {} attempts", u32::MAX)),
+        "{message}"
+    );
+    let dead = queue.take_one(&queue.dead()).await?;
+    ensure_number_header(&dead, "x-retries", u32::MAX)?;
     queue.finish(Drained::Source).await
 }
 
@@ -325,6 +418,22 @@ async fn expired_task_is_revoked_and_acked() -> Result<()> {
 
     exception_message(&revoked, "TaskRevokedError")?;
     stub.ensure_calls(0, "an expired task ran")?;
+    queue.finish(Drained::Both).await
+}
+
+#[tokio::test]
+async fn a_task_that_expires_while_held_for_its_eta_is_revoked_not_run() -> Result<()> {
+    let Scenario(queue, stub, worker) = Scenario::start().await?;
+    let now = Utc::now();
+    let (eta, expires) = (now + Duration::from_secs(2), now + Duration::from_secs(1));
+    let id = queue
+        .publish(json!({}), &[("eta", iso(eta)), ("expires", iso(expires))])
+        .await?;
+
+    let revoked = worker.stop_at_state(&id, "REVOKED").await?;
+
+    exception_message(&revoked, "TaskRevokedError")?;
+    stub.ensure_calls(0, "a task that expired during its eta wait ran")?;
     queue.finish(Drained::Both).await
 }
 

@@ -42,6 +42,10 @@ const CLAUSE_PUNCTUATION: &[char] = &['.', ',', '!', '?', ';', ':', '…'];
 /// The most words a parenthesised sound cue has.
 const MAX_CUE_WORDS: usize = 4;
 
+/// The most characters between a sound cue's parentheses: a `(` further
+/// from its `)` is spoken text, and is not searched past this.
+const MAX_CUE_CHARS: usize = 64;
+
 /// Drops sound cues (`[Music]`, `(laughs)`, `♪`), speaker labels
 /// (`SPEAKER 1:`, `SPEAKER_01:`, `>>`) and filler words (`um`, `uh`), and
 /// returns the remaining words separated by single spaces.
@@ -91,6 +95,8 @@ pub(super) fn clean(text: &str) -> String {
 fn remove_cues(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
+    // Once a `[` has no `]` after it, no later one has: not searched again.
+    let mut square_closes = true;
     while let Some(open) = rest.find(['[', '(', '♪', '♫', '♬', '♩']) {
         let (before, from_open) = rest.split_at(open);
         out.push_str(before);
@@ -108,7 +114,17 @@ fn remove_cues(text: &str) -> String {
             rest = after_open;
             continue;
         };
-        match after_open.find(closer) {
+        let close = match opener {
+            '[' if square_closes => after_open.find(closer),
+            '[' => None,
+            _ => after_open
+                .char_indices()
+                .take(MAX_CUE_CHARS + 1)
+                .find(|&(_, c)| c == closer)
+                .map(|(i, _)| i),
+        };
+        square_closes &= opener != '[' || close.is_some();
+        match close {
             Some(close) if opener == '[' || is_sound_cue(&after_open[..close]) => {
                 out.push(' ');
                 rest = &after_open[close + closer.len_utf8()..];
@@ -174,6 +190,22 @@ mod tests {
 
     fn transcript(text: &str) -> String {
         clean(text, ContentType::Transcript)
+    }
+
+    #[test]
+    fn pathological_brackets_are_cleaned_in_one_pass() {
+        // Each once searched the whole rest of the text for its closer.
+        let parens = "(".repeat(1_000_000);
+        assert_eq!(transcript(&parens), parens);
+        let squares = "[".repeat(1_000_000);
+        assert_eq!(transcript(&squares), squares);
+        let far = format!("({} laughs)", "word ".repeat(100_000));
+        assert_eq!(
+            transcript(&far),
+            far.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        assert_eq!(transcript("a [[ b ] c"), "a c");
+        assert_eq!(transcript("a [ b (laughs) c"), "a [ b c");
     }
 
     #[test]

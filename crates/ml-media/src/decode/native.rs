@@ -13,7 +13,7 @@ use symphonia::core::formats::{FormatOptions, Track, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
-use crate::decode::resample::MonoResampler;
+use crate::decode::resample::{MonoResampler, check_rate};
 use crate::decode::too_long;
 use crate::error::DecodeError;
 
@@ -74,6 +74,10 @@ pub(crate) fn decode(path: &Path, cap: Duration) -> Result<Outcome, DecodeError>
             detail: format!("{container} audio track without codec parameters"),
         });
     };
+    // Before any decoder or resampler is sized by it.
+    if let Some(rate) = params.sample_rate {
+        check_rate(rate)?;
+    }
     if let Some(declared) = declared_duration(&track, params.sample_rate)
         && declared > cap
     {

@@ -6,7 +6,7 @@ use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler as _};
 
 use crate::decode::TARGET_RATE;
-use crate::error::DecodeError;
+use crate::error::{DecodeError, SAMPLE_RATES};
 
 /// Input frames per resampler call.
 const CHUNK: usize = 1024;
@@ -24,7 +24,11 @@ pub(crate) struct MonoResampler {
 
 impl MonoResampler {
     /// A resampler from `from` Hz; at 16 kHz samples pass through.
+    ///
+    /// # Errors
+    /// [`DecodeError::SampleRate`] for a rate outside [`SAMPLE_RATES`].
     pub(crate) fn new(from: u32) -> Result<Self, DecodeError> {
+        check_rate(from)?;
         let inner = if from == TARGET_RATE {
             None
         } else {
@@ -135,6 +139,15 @@ impl MonoResampler {
         }
         self.out.truncate(expected);
         Ok(self.out)
+    }
+}
+
+/// Refuses a sample rate outside [`SAMPLE_RATES`].
+pub(crate) fn check_rate(rate: u32) -> Result<(), DecodeError> {
+    if SAMPLE_RATES.contains(&rate) {
+        Ok(())
+    } else {
+        Err(DecodeError::SampleRate { rate })
     }
 }
 

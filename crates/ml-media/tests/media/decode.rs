@@ -240,6 +240,59 @@ fn empty_garbage_and_text_files_are_clear_permanent_errors() -> Result<()> {
     Ok(())
 }
 
+/// A 16-bit mono PCM WAV whose header claims `rate` Hz, with `bytes` of
+/// silence.
+fn wav_claiming(rate: u32, bytes: u32) -> Vec<u8> {
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + bytes).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&rate.wrapping_mul(2).to_le_bytes()); // byte rate
+    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&bytes.to_le_bytes());
+    wav.resize(wav.len() + bytes as usize, 0);
+    wav
+}
+
+/// A header claiming an impossible sample rate is refused before anything
+/// is sized by it (2147483629 Hz once grew a worker past 7 GB).
+#[test]
+fn impossible_sample_rates_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    for rate in [2_147_483_629, 384_001, 999] {
+        let path = dir.path().join(format!("{rate}.wav"));
+        std::fs::write(&path, wav_claiming(rate, 48_000))?;
+        let err = decode_err(&path, &options())?;
+        ensure!(
+            matches!(err, DecodeError::SampleRate { rate: r } if r == rate),
+            "{rate}: {err:?}"
+        );
+        ensure!(
+            err.to_string() == format!("a sample rate of {rate} Hz is outside 1000 to 384000 Hz"),
+            "{err}"
+        );
+        ensure!(!err.is_transient(), "{err}");
+    }
+    // The ends of the range are real audio.
+    for rate in [*ml_media::SAMPLE_RATES.start(), 8_000, 384_000] {
+        let path = dir.path().join(format!("{rate}.wav"));
+        std::fs::write(&path, wav_claiming(rate, 2 * rate))?;
+        let audio = decode_audio(&path, &options())?;
+        ensure!(
+            audio.samples.len().abs_diff(16_000) < 200,
+            "{rate}: {}",
+            audio.samples.len()
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn media_over_the_duration_cap_is_refused() -> Result<()> {
     let capped = DecodeOptions {

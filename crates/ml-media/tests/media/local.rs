@@ -65,6 +65,42 @@ async fn a_file_inside_a_root_is_used_in_place_and_never_deleted() -> Result<()>
 }
 
 #[tokio::test]
+async fn a_local_file_over_the_size_cap_is_refused() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let fetcher = MediaFetcher::new(MediaArgs {
+        media_roots: vec![root.path().to_owned()],
+        media_max_bytes: 1000,
+        ..MediaArgs::default()
+    })?;
+    let (small, large) = (root.path().join("small.mp4"), root.path().join("large.mp4"));
+    std::fs::write(&small, vec![0u8; 1000])?;
+    std::fs::write(&large, vec![0u8; 1001])?;
+    let media = fetcher
+        .fetch(&MediaSource::parse(small.to_str().unwrap_or_default())?)
+        .await?;
+    ensure!(media.len() == 1000);
+    let err = refused(&fetcher, large.to_str().unwrap_or_default()).await?;
+    ensure!(
+        matches!(
+            err,
+            MediaError::TooLarge {
+                limit: 1000,
+                declared: Some(1001),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    ensure!(
+        err.to_string()
+            .ends_with("large.mp4 is larger than the 1000-byte cap (MEDIA_MAX_BYTES): 1001 bytes"),
+        "{err}"
+    );
+    ensure!(!err.is_transient(), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn paths_leading_outside_the_roots_are_refused() -> Result<()> {
     let r = roots()?;
     let root = r.root.path().to_str().unwrap_or_default().to_owned();

@@ -153,13 +153,14 @@ impl Handler for Stub {
 }
 
 /// The stub's answer to `task`, by its `outcome` kwarg: `transient`,
-/// `permanent` and `invalid` fail that way; anything else (or none)
+/// `permanent` and `invalid` fail that way, `panic` panics; anything else (or none)
 /// succeeds with `{"handled": <task id>}`.
 pub fn scripted(task: &Task, script: &Script) -> Result<Value, TaskError> {
     match script.outcome.as_deref() {
         Some("transient") => Err(TaskError::Transient("stub dependency is down".into())),
         Some("permanent") => Err(TaskError::Permanent("stub cannot read this input".into())),
         Some("invalid") => Err(TaskError::InvalidArguments("stub needs a share_id".into())),
+        Some("panic") => std::panic::panic_any(format!("stub told to panic by {}", task.id)),
         _ => Ok(json!({"handled": task.id})),
     }
 }
