@@ -7,6 +7,8 @@ use clap::Parser;
 use ml_llm::{LlmConfig, SamplingParams};
 use ml_runtime::RuntimeArgs;
 
+use crate::preflight::InputLimits;
+
 /// Summarises content with a local quantized GGUF LLM (candle) and writes
 /// `summarize_llm` rows to PostgreSQL.
 #[derive(Debug, Clone, Parser)]
@@ -104,9 +106,21 @@ pub struct Config {
     /// to the context anyway; this guards against junk).
     #[arg(long, env = "LLM_MAX_INPUT_WORDS", default_value_t = 100_000)]
     pub max_input_words: usize,
+
+    /// Inputs of more bytes than this are refused before they are read.
+    #[arg(long, env = "LLM_MAX_INPUT_BYTES", default_value_t = 1 << 20)]
+    pub max_input_bytes: usize,
 }
 
 impl Config {
+    /// The most input a summary is made from.
+    pub fn input_limits(&self) -> InputLimits {
+        InputLimits {
+            max_words: self.max_input_words,
+            max_bytes: self.max_input_bytes,
+        }
+    }
+
     /// The GGUF file to load: LLM_MODEL_PATH, else the one `.gguf` file in
     /// MODELS_DIR/LLM_MODEL.
     ///

@@ -55,7 +55,7 @@ impl SummarizeHandler {
                 Arc::new(llm),
                 config.parallel_generations,
                 config.sampling(),
-                config.max_input_words,
+                config.input_limits(),
             ),
             speed: SpeedMetrics::register(&services.metrics)?,
             store: services.store,

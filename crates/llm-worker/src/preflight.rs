@@ -1,5 +1,6 @@
 //! Input checks before the model runs: binary junk, too few words, too
-//! many. Failures are permanent: the same input will never pass.
+//! many words or bytes. Failures are permanent: the same input will never
+//! pass.
 
 use ml_embedding::ContentType;
 
@@ -32,6 +33,23 @@ pub enum Refusal {
         /// The limit.
         max: usize,
     },
+    /// More bytes than the worker reads.
+    #[error("content.text is {bytes} bytes, over the {max}-byte cap (LLM_MAX_INPUT_BYTES)")]
+    TooLarge {
+        /// Bytes found.
+        bytes: usize,
+        /// The cap.
+        max: usize,
+    },
+}
+
+/// The most input a summary is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimits {
+    /// `LLM_MAX_INPUT_WORDS`.
+    pub max_words: usize,
+    /// `LLM_MAX_INPUT_BYTES`, checked before anything else reads the text.
+    pub max_bytes: usize,
 }
 
 /// Share of suspicious characters above which a text counts as binary.
@@ -42,7 +60,13 @@ const BINARY_RATIO: f64 = 0.05;
 ///
 /// # Errors
 /// A [`Refusal`] saying what is wrong.
-pub fn check(text: &str, content_type: ContentType, max_words: usize) -> Result<usize, Refusal> {
+pub fn check(text: &str, content_type: ContentType, limits: InputLimits) -> Result<usize, Refusal> {
+    if text.len() > limits.max_bytes {
+        return Err(Refusal::TooLarge {
+            bytes: text.len(),
+            max: limits.max_bytes,
+        });
+    }
     if text.trim().is_empty() {
         return Err(Refusal::Empty);
     }
@@ -63,10 +87,10 @@ pub fn check(text: &str, content_type: ContentType, max_words: usize) -> Result<
             content_type: content_type.as_str(),
         });
     }
-    if words > max_words {
+    if words > limits.max_words {
         return Err(Refusal::TooLong {
             words,
-            max: max_words,
+            max: limits.max_words,
         });
     }
     Ok(words)
@@ -83,33 +107,54 @@ pub fn word_count(text: &str) -> usize {
 mod tests {
     use super::*;
 
+    fn words(max_words: usize) -> InputLimits {
+        InputLimits {
+            max_words,
+            max_bytes: 1 << 20,
+        }
+    }
+
     #[test]
     fn short_content_types_accept_a_caption() {
         let caption =
             "Crispy air fryer tofu in ten minutes with only four simple pantry ingredients";
-        assert_eq!(check(caption, ContentType::Caption, 1000), Ok(13));
+        assert_eq!(check(caption, ContentType::Caption, words(1000)), Ok(13));
         assert!(matches!(
-            check("Hello", ContentType::Caption, 1000),
+            check("Hello", ContentType::Caption, words(1000)),
             Err(Refusal::TooShort { words: 1, .. })
         ));
         assert!(matches!(
-            check(caption, ContentType::Article, 1000),
+            check(caption, ContentType::Article, words(1000)),
             Err(Refusal::TooShort { min: 20, .. })
         ));
     }
 
     #[test]
     fn empty_binary_and_long_inputs_are_refused() {
-        assert_eq!(check(" \n\t", ContentType::Text, 10), Err(Refusal::Empty));
+        assert_eq!(
+            check(" \n\t", ContentType::Text, words(10)),
+            Err(Refusal::Empty)
+        );
         let binary: String = "PK\u{3}\u{4}\u{14}\0\u{8}\u{FFFD}\u{FFFD}abc".into();
         assert!(matches!(
-            check(&binary, ContentType::Text, 10),
+            check(&binary, ContentType::Text, words(10)),
             Err(Refusal::Binary(_))
         ));
         assert!(matches!(
-            check("one two three four", ContentType::Text, 3),
+            check("one two three four", ContentType::Text, words(3)),
             Err(Refusal::TooLong { words: 4, max: 3 })
         ));
+        let small = InputLimits {
+            max_words: 10,
+            max_bytes: 14,
+        };
+        assert_eq!(check("one two six", ContentType::Text, small), Ok(3));
+        let refused = check("one two three four", ContentType::Text, small);
+        assert_eq!(refused, Err(Refusal::TooLarge { bytes: 18, max: 14 }));
+        assert_eq!(
+            refused.err().map(|r| r.to_string()).unwrap_or_default(),
+            "content.text is 18 bytes, over the 14-byte cap (LLM_MAX_INPUT_BYTES)"
+        );
     }
 
     #[test]

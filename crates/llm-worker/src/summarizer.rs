@@ -6,9 +6,10 @@ use std::sync::Arc;
 use ml_llm::{Generation, GenerationParams, Llm, SamplingParams, StopReason, truncate_to_tokens};
 use ml_runtime::TaskError;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::content::Style;
-use crate::preflight;
+use crate::preflight::{self, InputLimits};
 use crate::prompt;
 use crate::request::Content;
 
@@ -39,7 +40,7 @@ pub struct Summarizer {
     llm: Arc<Llm>,
     permits: Arc<Semaphore>,
     sampling: SamplingParams,
-    max_input_words: usize,
+    limits: InputLimits,
 }
 
 impl Summarizer {
@@ -48,13 +49,13 @@ impl Summarizer {
         llm: Arc<Llm>,
         parallel: usize,
         sampling: SamplingParams,
-        max_input_words: usize,
+        limits: InputLimits,
     ) -> Self {
         Self {
             llm,
             permits: Arc::new(Semaphore::new(parallel.max(1))),
             sampling,
-            max_input_words,
+            limits,
         }
     }
 
@@ -74,9 +75,8 @@ impl Summarizer {
         style: Style,
         max_tokens: usize,
     ) -> Result<Summary, TaskError> {
-        let word_count =
-            preflight::check(&content.text, content.content_type, self.max_input_words)
-                .map_err(|refusal| TaskError::Permanent(refusal.to_string()))?;
+        let word_count = preflight::check(&content.text, content.content_type, self.limits)
+            .map_err(|refusal| TaskError::Permanent(refusal.to_string()))?;
         let _permit = self
             .permits
             .acquire()
@@ -85,13 +85,15 @@ impl Summarizer {
         let llm = self.llm.clone();
         let sampling = self.sampling;
         let content = content.clone();
+        // The task's soft time limit ends the generation early.
+        let stop = ml_runtime::stop::token();
         ml_runtime::telemetry::spawn_blocking_in_span(move || {
             let wanted = Wanted {
                 style,
                 max_tokens,
                 word_count,
             };
-            run(&llm, &content, wanted, sampling)
+            run(&llm, &content, wanted, sampling, &stop)
         })
         .await
         .map_err(|e| TaskError::Permanent(format!("the model thread crashed: {e}")))?
@@ -112,6 +114,7 @@ fn run(
     content: &Content,
     wanted: Wanted,
     sampling: SamplingParams,
+    stop: &CancellationToken,
 ) -> Result<Summary, TaskError> {
     let model_error =
         |e: ml_llm::LlmError| TaskError::Permanent(format!("summarising failed: {e}"));
@@ -145,7 +148,15 @@ fn run(
         max_new_tokens,
         sampling,
     };
-    let generation = llm.generate(&messages, &params).map_err(model_error)?;
+    let generation = llm
+        .generate_until(&messages, &params, &|| stop.is_cancelled())
+        .map_err(model_error)?;
+    if generation.stop_reason == StopReason::Stopped {
+        return Err(TaskError::Permanent(format!(
+            "generation stopped after {} tokens",
+            generation.generated_tokens
+        )));
+    }
     let hit_limit = generation.stop_reason != StopReason::EndOfTurn;
     let text = prompt::clean_summary(&generation.text, hit_limit);
     if text.is_empty() {

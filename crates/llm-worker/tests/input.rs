@@ -123,3 +123,49 @@ async fn a_20000_word_input_is_truncated_and_summarised_within_the_context() -> 
     worker.cleanup().await;
     Ok(())
 }
+
+/// Celery's `timelimit: [hard, soft]` on a long article: at the soft limit
+/// the generation stops between forward passes and the task fails saying
+/// so; at the hard limit the task fails as `TimeLimitExceeded`; the
+/// worker goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summary_still_running_at_its_time_limits_is_stopped() -> Result<()> {
+    let worker = Summarizer::start(&[]).await?;
+    let harness = &worker.harness;
+    let sentence = "The river ferry carried cyclists, farmers and their goats across at dawn. ";
+    let article = sentence.repeat(150);
+    for (limit, reason) in [
+        (
+            json!([600, 0.2]),
+            "stopped at its soft time limit of 0.2 s: ",
+        ),
+        (
+            json!([0.2, null]),
+            "the task ran past its hard time limit of 0.2 s",
+        ),
+    ] {
+        let share = Uuid::new_v4();
+        harness
+            .broker
+            .publish_gateway_task(
+                &harness.queue,
+                &Uuid::new_v4().to_string(),
+                SUMMARIZE_TASK,
+                json!({"share_id": share, "content": {"text": article, "contentType": "article"}}),
+                &[("timelimit", limit)],
+            )
+            .await?;
+        let failed = harness.wait_result_status(share, "failed").await?;
+        let error = failed["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with(reason), "{error}");
+        let dead = harness.wait_dead_letter(TASK).await?;
+        assert_eq!(dead.headers["x-death-reason"], error);
+    }
+    let share = worker.summarize(sentence, "caption", "brief").await?;
+    assert!(
+        !worker.wait_summary(share).await?.is_empty(),
+        "still serving"
+    );
+    worker.cleanup().await;
+    Ok(())
+}

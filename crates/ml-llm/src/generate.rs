@@ -37,6 +37,8 @@ pub enum StopReason {
     MaxTokens,
     /// The context window is full.
     ContextFull,
+    /// The caller asked it to stop (e.g. its task's soft time limit).
+    Stopped,
 }
 
 /// The answer and what it cost.
@@ -103,8 +105,22 @@ impl Llm {
     /// room for an answer in the context; [`LlmError::Inference`] when the
     /// model fails.
     pub fn generate(&self, messages: &[Message], params: &GenerationParams) -> Result<Generation> {
+        self.generate_until(messages, params, &|| false)
+    }
+
+    /// Like [`Llm::generate`], ending early with [`StopReason::Stopped`]
+    /// once `stop` says so (asked between forward passes).
+    ///
+    /// # Errors
+    /// As [`Llm::generate`].
+    pub fn generate_until(
+        &self,
+        messages: &[Message],
+        params: &GenerationParams,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Generation> {
         let prompt = self.template.render(messages, &self.tokenizer)?;
-        self.generate_from_tokens(&prompt, params)
+        self.generate_from_tokens_until(&prompt, params, stop)
     }
 
     /// Like [`Llm::generate`] for an already rendered prompt.
@@ -115,6 +131,15 @@ impl Llm {
         &self,
         prompt: &[u32],
         params: &GenerationParams,
+    ) -> Result<Generation> {
+        self.generate_from_tokens_until(prompt, params, &|| false)
+    }
+
+    fn generate_from_tokens_until(
+        &self,
+        prompt: &[u32],
+        params: &GenerationParams,
+        stop: &dyn Fn() -> bool,
     ) -> Result<Generation> {
         if prompt.is_empty() {
             return Err(LlmError::InvalidRequest("the prompt is empty".into()));
@@ -130,6 +155,9 @@ impl Llm {
         let mut cache = self.decoder.new_cache();
         let mut logits = None;
         for chunk in prompt.chunks(self.prompt_chunk_tokens) {
+            if stop() {
+                return Err(LlmError::Stopped);
+            }
             let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
             logits = Some(self.decoder.forward(&input, &mut cache)?);
         }
@@ -151,6 +179,9 @@ impl Llm {
             }
             if cache.len() + 1 >= self.context_tokens {
                 break StopReason::ContextFull;
+            }
+            if stop() {
+                break StopReason::Stopped;
             }
             let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
             logits = self.decoder.forward(&input, &mut cache)?;

@@ -46,6 +46,12 @@ pub struct MediaArgs {
     #[arg(long, env = "MEDIA_READ_TIMEOUT_SECS", default_value_t = 60)]
     pub media_read_timeout_secs: u64,
 
+    /// Seconds a whole download may take, however steadily data comes (a
+    /// server dripping a byte every few seconds never trips the read
+    /// timeout); past it the download fails transiently.
+    #[arg(long, env = "MEDIA_DOWNLOAD_TIMEOUT_SECS", default_value_t = 300)]
+    pub media_download_timeout_secs: u64,
+
     /// Most HTTP redirects followed per fetch; each hop's address is checked again.
     #[arg(long, env = "MEDIA_MAX_REDIRECTS", default_value_t = 5)]
     pub media_max_redirects: usize,
@@ -142,6 +148,11 @@ impl MediaArgs {
         Duration::from_secs(self.media_read_timeout_secs)
     }
 
+    /// Whole-download timeout as a [`Duration`].
+    pub fn download_timeout(&self) -> Duration {
+        Duration::from_secs(self.media_download_timeout_secs.max(1))
+    }
+
     /// The folder temporary downloads go to.
     pub fn temp_dir(&self) -> PathBuf {
         self.media_temp_dir
@@ -167,6 +178,7 @@ impl Default for MediaArgs {
             media_max_bytes: DEFAULT_MAX_BYTES,
             media_connect_timeout_secs: 10,
             media_read_timeout_secs: 60,
+            media_download_timeout_secs: 300,
             media_max_redirects: 5,
             media_allow_addresses: AddressList::default(),
             media_temp_dir: None,
@@ -194,6 +206,10 @@ impl fmt::Debug for MediaArgs {
                 &self.media_connect_timeout_secs,
             )
             .field("media_read_timeout_secs", &self.media_read_timeout_secs)
+            .field(
+                "media_download_timeout_secs",
+                &self.media_download_timeout_secs,
+            )
             .field("media_max_redirects", &self.media_max_redirects)
             .field("media_allow_addresses", &self.media_allow_addresses)
             .field("media_temp_dir", &self.media_temp_dir)

@@ -19,6 +19,8 @@ pub(crate) struct Sink {
     pub(crate) max_bytes: u64,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
+    /// The most a whole body may take to arrive.
+    pub(crate) download_timeout: Duration,
 }
 
 impl Sink {
@@ -72,11 +74,17 @@ impl Sink {
         let mut last_report = started;
         let mut written: u64 = 0;
         tracing::debug!(source = shown, declared, path = %path.display(), "download started");
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.transfer_error(e, shown))?
-        {
+        let deadline = tokio::time::Instant::now() + self.download_timeout;
+        loop {
+            let chunk = tokio::time::timeout_at(deadline, response.chunk())
+                .await
+                .map_err(|_| MediaError::Timeout {
+                    phase: "downloading",
+                    url: shown.to_owned(),
+                    timeout: self.download_timeout,
+                })?
+                .map_err(|e| self.transfer_error(e, shown))?;
+            let Some(chunk) = chunk else { break };
             written += chunk.len() as u64;
             if written > self.max_bytes {
                 tracing::warn!(

@@ -89,6 +89,7 @@ impl MediaFetcher {
             max_bytes: config.media_max_bytes,
             connect_timeout: config.connect_timeout(),
             read_timeout: config.read_timeout(),
+            download_timeout: config.download_timeout(),
         };
         let http = HttpFetcher::new(
             AddressPolicy::new(config.media_allow_addresses.0.clone()),

@@ -194,6 +194,7 @@ mod tests {
             max_bytes: 1,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            download_timeout: Duration::from_secs(1),
         }
     }
 

@@ -210,6 +210,7 @@ pub async fn run<A: WorkerApp>(config: Arc<A>, args: RuntimeArgs) -> anyhow::Res
     let address = health::serve(
         &args.metrics_host,
         args.metrics_port,
+        args.http_limits(),
         metrics.clone(),
         readiness.clone(),
         serving.http,

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use ml_storage::DatabaseArgs;
 
+use crate::health::HttpLimits;
+use crate::task::TimeLimit;
+
 /// Runtime settings; each worker flattens this into its own `Config`.
 #[derive(Clone, clap::Args)]
 pub struct RuntimeArgs {
@@ -56,6 +59,24 @@ pub struct RuntimeArgs {
     #[arg(long, env = "WORKER_PREFETCH_MULTIPLIER", default_value_t = 4)]
     pub prefetch_multiplier: u16,
 
+    /// Largest message body accepted, in bytes; a larger one is
+    /// dead-lettered unread (bodies are decoded before a task gets a slot,
+    /// so prefetch × this bounds the memory they hold).
+    #[arg(long, env = "TASK_MAX_BODY_BYTES", default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a task may run before it is failed (`TimeLimitExceeded`) and
+    /// its slot freed; a message's own `timelimit` may only lower it. Keep
+    /// below RabbitMQ's consumer_timeout (30 min). 0: no limit.
+    #[arg(long, env = "TASK_TIME_LIMIT_SECS", default_value_t = 1500)]
+    pub time_limit_secs: u64,
+
+    /// Seconds after which a running task is asked to stop (the handler
+    /// ends its model call or download early); a message's `timelimit`
+    /// may only lower it. 0: no soft limit.
+    #[arg(long, env = "TASK_SOFT_TIME_LIMIT_SECS", default_value_t = 1440)]
+    pub soft_time_limit_secs: u64,
+
     /// Retries of a task that failed transiently before it is dead-lettered.
     #[arg(long, env = "TASK_MAX_RETRIES", default_value_t = 3)]
     pub max_retries: u32,
@@ -72,6 +93,16 @@ pub struct RuntimeArgs {
     /// abandoned to redelivery. Keep below the pod's terminationGracePeriodSeconds.
     #[arg(long, env = "WORKER_SHUTDOWN_TIMEOUT", default_value_t = 25)]
     pub shutdown_timeout_secs: u64,
+
+    /// Seconds one HTTP request (metrics, health, a worker's API) may take
+    /// before it is answered 408.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_request_timeout_secs: u64,
+
+    /// HTTP requests served at once; more are answered 503 at once rather
+    /// than queued.
+    #[arg(long, env = "HTTP_MAX_CONCURRENT_REQUESTS", default_value_t = 64)]
+    pub http_max_concurrent_requests: usize,
 
     /// Address the metrics and health server binds to.
     #[arg(long, env = "METRICS_HOST", default_value = "0.0.0.0")]
@@ -105,6 +136,23 @@ impl RuntimeArgs {
         self.prefetch_multiplier.saturating_mul(concurrency).max(1)
     }
 
+    /// The worker's own time limits (0 is none).
+    pub fn time_limit(&self) -> TimeLimit {
+        let limit = |secs| (secs > 0).then(|| Duration::from_secs(secs));
+        TimeLimit {
+            hard: limit(self.time_limit_secs),
+            soft: limit(self.soft_time_limit_secs),
+        }
+    }
+
+    /// Limits of the HTTP server.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            request_timeout: Duration::from_secs(self.http_request_timeout_secs.max(1)),
+            max_concurrent_requests: self.http_max_concurrent_requests.max(1),
+        }
+    }
+
     /// Grace period for in-flight tasks on shutdown.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
@@ -122,11 +170,19 @@ impl std::fmt::Debug for RuntimeArgs {
             .field("track_started", &self.track_started)
             .field("concurrency", &self.concurrency)
             .field("prefetch", &self.prefetch())
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("time_limit_secs", &self.time_limit_secs)
+            .field("soft_time_limit_secs", &self.soft_time_limit_secs)
             .field("max_retries", &self.max_retries)
             .field("retry_backoff_secs", &self.retry_backoff_secs)
             .field("retry_backoff_max_secs", &self.retry_backoff_max_secs)
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("metrics_host", &self.metrics_host)
+            .field("http_request_timeout_secs", &self.http_request_timeout_secs)
+            .field(
+                "http_max_concurrent_requests",
+                &self.http_max_concurrent_requests,
+            )
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)
             .field("otel_endpoint", &self.otel_endpoint)

@@ -6,10 +6,12 @@
 //! * Celery protocol 2: AMQP headers carry `task`, `id`, `retries`, `eta`,
 //!   `expires`, ...; the body is `[args, kwargs, embed]`.
 
+use std::time::Duration;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::task::{Encoding, Task};
+use crate::task::{Encoding, Task, TimeLimit};
 
 /// The parts of an AMQP message decoding looks at.
 #[derive(Debug, Default)]
@@ -37,6 +39,14 @@ impl DecodeError {
             task_id: None,
             task_name: None,
         }
+    }
+
+    /// A body of `size` bytes, over the `max` of `TASK_MAX_BODY_BYTES`: not
+    /// read, so nothing identifies the task.
+    pub(crate) fn body_too_large(size: usize, max: usize) -> Self {
+        Self::new(format!(
+            "the body is {size} bytes, over the {max}-byte cap (TASK_MAX_BODY_BYTES)"
+        ))
     }
 
     /// Keeps the task's `id` and `name`, each only when it is short enough
@@ -123,6 +133,10 @@ fn decode_gateway(body: Value) -> Result<Task, DecodeError> {
     let eta = read_time("eta", object.get("eta")).map_err(&fail)?;
     let expires = read_time("expires", object.get("expires")).map_err(&fail)?;
     let inner_headers = object.get("headers").and_then(Value::as_object);
+    let time_limit = object
+        .get("timelimit")
+        .or_else(|| inner_headers.and_then(|h| h.get("timelimit")));
+    let time_limit = read_time_limit(time_limit).map_err(&fail)?;
     let header = |key: &str| {
         inner_headers
             .and_then(|h| h.get(key))
@@ -140,6 +154,7 @@ fn decode_gateway(body: Value) -> Result<Task, DecodeError> {
         retries,
         eta,
         expires,
+        time_limit,
         encoding: Encoding::Gateway,
     })
 }
@@ -173,6 +188,7 @@ fn decode_celery_v2(message: &RawMessage<'_>, body: Value) -> Result<Task, Decod
         retries: read_retries(headers.get("retries")).map_err(&fail)?,
         eta: read_time("eta", headers.get("eta")).map_err(&fail)?,
         expires: read_time("expires", headers.get("expires")).map_err(&fail)?,
+        time_limit: read_time_limit(headers.get("timelimit")).map_err(&fail)?,
         root_id: text("root_id"),
         parent_id: text("parent_id"),
         traceparent: text("traceparent"),
@@ -231,6 +247,35 @@ fn read_time(field: &str, value: Option<&Value>) -> Result<Option<DateTime<Utc>>
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|naive| Some(naive.and_utc()))
         .map_err(|_| format!("`{field}` is not an ISO 8601 timestamp: {}", excerpt(text)))
+}
+
+/// Reads `timelimit`: `[hard, soft]` in seconds, each a positive number or
+/// null; absent or null is no limit.
+fn read_time_limit(value: Option<&Value>) -> Result<TimeLimit, String> {
+    let seconds = |value: &Value| match value {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(Some)
+            .ok_or_else(|| format!("`timelimit` seconds must be positive, got {n}")),
+        other => Err(format!(
+            "`timelimit` must be [hard, soft] in seconds, got {} in it",
+            kind(other)
+        )),
+    };
+    match value {
+        None | Some(Value::Null) => Ok(TimeLimit::default()),
+        Some(Value::Array(pair)) if pair.len() == 2 => Ok(TimeLimit {
+            hard: seconds(&pair[0])?,
+            soft: seconds(&pair[1])?,
+        }),
+        Some(other) => Err(format!(
+            "`timelimit` must be [hard, soft] in seconds, got {}",
+            kind(other)
+        )),
+    }
 }
 
 /// `text` quoted, its first 64 characters at most.
@@ -313,6 +358,49 @@ mod tests {
             task.argument("content", 1).and_then(|c| c.get("type")),
             Some(&json!("transcript"))
         );
+    }
+
+    #[test]
+    fn time_limits_are_read_as_hard_then_soft() {
+        let secs = Duration::from_secs;
+        assert_eq!(read_time_limit(None), Ok(TimeLimit::default()));
+        assert_eq!(
+            read_time_limit(Some(&json!([null, null]))),
+            Ok(TimeLimit::default())
+        );
+        assert_eq!(
+            read_time_limit(Some(&json!([20, 15]))),
+            Ok(TimeLimit {
+                hard: Some(secs(20)),
+                soft: Some(secs(15))
+            })
+        );
+        assert_eq!(
+            read_time_limit(Some(&json!([null, 0.5]))),
+            Ok(TimeLimit {
+                hard: None,
+                soft: Some(Duration::from_millis(500))
+            })
+        );
+        for bad in [
+            json!(20),
+            json!([20]),
+            json!([-1, null]),
+            json!(["20", null]),
+        ] {
+            assert!(read_time_limit(Some(&bad)).is_err(), "{bad}");
+        }
+        let headers = json!({"lang": "py", "task": "t", "id": "i", "timelimit": [20, 15]});
+        let task = decode(&RawMessage {
+            body: br#"[[], {}, {}]"#,
+            headers: headers.as_object().cloned().unwrap_or_default(),
+            ..RawMessage::default()
+        })
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(task.time_limit.hard, Some(secs(20)));
+        let gateway = gateway(&json!({"id": "i", "task": "t", "timelimit": [null, 3]}))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(gateway.time_limit.soft, Some(secs(3)));
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub enum TaskError {
     /// that may pass. Retried with backoff up to the retry limit.
     #[error("transient failure: {0}")]
     Transient(String),
+    /// The task ran past its hard time limit and was stopped. Never
+    /// retried (as Celery's `TimeLimitExceeded`).
+    #[error("the task ran past its hard time limit of {} s", .0.as_secs_f64())]
+    TimeLimitExceeded(std::time::Duration),
 }
 
 impl TaskError {
@@ -32,6 +36,7 @@ impl TaskError {
             Self::InvalidArguments(_) => "ValueError",
             Self::Permanent(_) => "RuntimeError",
             Self::Transient(_) => "ConnectionError",
+            Self::TimeLimitExceeded(_) => "TimeLimitExceeded",
         }
     }
 }

@@ -24,6 +24,7 @@
 //! | [`metrics`] | the Prometheus registry with the contract's metric names |
 //! | [`health`] | the axum server for `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | one token fired by SIGTERM or Ctrl-C |
+//! | [`stop`] | the running task's soft-time-limit token, for handlers that can end early |
 //! | [`telemetry`] | JSON logging set-up; OTLP export of task spans when configured |
 
 pub mod app;
@@ -39,6 +40,7 @@ pub mod health;
 pub mod metrics;
 pub mod results;
 pub mod shutdown;
+pub mod stop;
 pub mod storage;
 pub mod task;
 pub mod telemetry;

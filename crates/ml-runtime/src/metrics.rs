@@ -48,14 +48,17 @@ pub enum ErrorType {
     Permanent,
     /// The task may succeed if retried.
     Transient,
+    /// The task ran past its hard time limit.
+    TimeLimit,
 }
 
 impl ErrorType {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::Decode,
         Self::InvalidArguments,
         Self::Permanent,
         Self::Transient,
+        Self::TimeLimit,
     ];
 
     fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl ErrorType {
             Self::InvalidArguments => "invalid_arguments",
             Self::Permanent => "permanent",
             Self::Transient => "transient",
+            Self::TimeLimit => "time_limit",
         }
     }
 }
@@ -74,6 +78,7 @@ impl From<&TaskError> for ErrorType {
             TaskError::InvalidArguments(_) => Self::InvalidArguments,
             TaskError::Permanent(_) => Self::Permanent,
             TaskError::Transient(_) => Self::Transient,
+            TaskError::TimeLimitExceeded(_) => Self::TimeLimit,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! handler, then retry, dead-letter or succeed, and only then acknowledge
 //! (CONTRACT section 4).
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use chrono::Utc;
 use futures::FutureExt as _;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
@@ -23,7 +24,7 @@ use crate::headers::table_to_json;
 use crate::metrics::{ErrorType, Metrics, Outcome};
 use crate::publisher::{DeadLetter, Publisher};
 use crate::results::{ResultBackend, TaskState, exception};
-use crate::task::Task;
+use crate::task::{Task, TimeLimit};
 use crate::telemetry;
 
 /// Label used for task names that no route knows (keeps labels bounded).
@@ -37,6 +38,10 @@ pub(crate) struct Context {
     pub permits: Arc<Semaphore>,
     pub concurrency: usize,
     pub track_started: bool,
+    /// `TASK_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// `TASK_TIME_LIMIT_SECS` and `TASK_SOFT_TIME_LIMIT_SECS`.
+    pub time_limit: TimeLimit,
     pub max_retries: u32,
     pub retry_base: Duration,
     pub retry_max: Duration,
@@ -102,6 +107,10 @@ struct Delivered<'a> {
 
 impl Delivered<'_> {
     fn decode(&self) -> Result<Task, DecodeError> {
+        let (size, max) = (self.delivery.data.len(), self.context.max_body_bytes);
+        if size > max {
+            return Err(DecodeError::body_too_large(size, max));
+        }
         let headers = self
             .delivery
             .properties
@@ -210,12 +219,8 @@ impl Delivered<'_> {
         tracing::info!(redelivered = self.delivery.redelivered, "task started");
         let started = Instant::now();
         let parsed = handler.parse(task);
-        // A panic in the handler's async code fails the task like any
-        // permanent error, instead of leaving the delivery unsettled.
-        let handled = AssertUnwindSafe(parsed.handle(task))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(TaskError::Permanent(panicked(panic.as_ref()))));
+        let limit = self.context.time_limit.within(task.time_limit);
+        let handled = within_limit(parsed.handle(task), limit).await;
         let outcome = match handled {
             Ok(result) => self
                 .context
@@ -457,6 +462,51 @@ impl Delivered<'_> {
         #[allow(clippy::cast_precision_loss)] // small counts
         let busy = active as f64 / self.context.concurrency.max(1) as f64;
         self.context.metrics.worker_busy.set(busy);
+    }
+}
+
+/// Runs a handler's `work` within `limit`: at the soft limit the task's
+/// [`crate::stop`] token is cancelled (the handler should wind down), at
+/// the hard limit the work is dropped and the task fails. A panic in the
+/// work fails the task like any permanent error, instead of leaving the
+/// delivery unsettled.
+async fn within_limit<F>(work: F, limit: TimeLimit) -> Result<Value, TaskError>
+where
+    F: Future<Output = Result<Value, TaskError>>,
+{
+    let stop = CancellationToken::new();
+    let work = crate::stop::scope(stop.clone(), AssertUnwindSafe(work).catch_unwind());
+    let (soft, hard) = (after(limit.soft), after(limit.hard));
+    tokio::pin!(work, soft, hard);
+    loop {
+        tokio::select! {
+            done = &mut work => {
+                let result = done.unwrap_or_else(|panic| Err(TaskError::Permanent(panicked(panic.as_ref()))));
+                return match (result, limit.soft) {
+                    (Err(error), Some(soft)) if stop.is_cancelled() => Err(TaskError::Permanent(format!(
+                        "stopped at its soft time limit of {} s: {error}",
+                        soft.as_secs_f64()
+                    ))),
+                    (result, _) => result,
+                };
+            }
+            () = &mut soft, if !stop.is_cancelled() => {
+                tracing::warn!(soft_limit_s = limit.soft.map(|s| s.as_secs_f64()), "soft time limit reached; asking the task to stop");
+                stop.cancel();
+            }
+            () = &mut hard => {
+                stop.cancel();
+                return Err(TaskError::TimeLimitExceeded(limit.hard.unwrap_or_default()));
+            }
+        }
+    }
+}
+
+/// Sleeps for `duration`; for ever when there is none.
+async fn after(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -67,7 +67,12 @@ impl Publisher {
         );
         headers.insert("parent_id".into(), json!(task.parent_id));
         headers.insert("group".into(), Value::Null);
-        headers.insert("timelimit".into(), json!([null, null]));
+        let seconds = |limit: Option<std::time::Duration>| limit.map(|d| d.as_secs_f64());
+        let limit = task.time_limit;
+        headers.insert(
+            "timelimit".into(),
+            json!([seconds(limit.hard), seconds(limit.soft)]),
+        );
         headers.insert("origin".into(), json!(origin()));
         if let Some(traceparent) = &task.traceparent {
             headers.insert("traceparent".into(), json!(traceparent));

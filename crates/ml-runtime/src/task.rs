@@ -1,5 +1,7 @@
 //! The typed task both wire encodings decode into.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -36,8 +38,36 @@ pub struct Task {
     pub parent_id: Option<String>,
     /// W3C trace context, when the producer sent one.
     pub traceparent: Option<String>,
+    /// The producer's `timelimit`.
+    pub time_limit: TimeLimit,
     /// The encoding the task arrived in.
     pub encoding: Encoding,
+}
+
+/// Celery's `timelimit: [hard, soft]`: at the soft limit the handler is
+/// asked to stop, at the hard one the task fails. Either may be unset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeLimit {
+    /// The task fails (`TimeLimitExceeded`) once it has run this long.
+    pub hard: Option<Duration>,
+    /// The handler is asked to stop once it has run this long.
+    pub soft: Option<Duration>,
+}
+
+impl TimeLimit {
+    /// The stricter of `self` and `other`, limit by limit; a soft limit not
+    /// below the hard one is dropped.
+    #[must_use]
+    pub fn within(self, other: Self) -> Self {
+        let stricter = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let hard = stricter(self.hard, other.hard);
+        let soft =
+            stricter(self.soft, other.soft).filter(|soft| hard.is_none_or(|hard| *soft < hard));
+        Self { hard, soft }
+    }
 }
 
 impl Task {
@@ -56,6 +86,7 @@ impl Task {
             root_id: None,
             parent_id: None,
             traceparent: None,
+            time_limit: TimeLimit::default(),
             encoding: Encoding::Gateway,
         }
     }
@@ -116,6 +147,7 @@ mod tests {
             root_id: None,
             parent_id: None,
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            time_limit: TimeLimit::default(),
             encoding: Encoding::Gateway,
         }
     }

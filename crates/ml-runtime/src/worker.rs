@@ -63,6 +63,8 @@ impl Worker {
             permits: Arc::new(Semaphore::new(concurrency)),
             concurrency,
             track_started: args.track_started,
+            max_body_bytes: args.max_body_bytes,
+            time_limit: args.time_limit(),
             max_retries: args.max_retries,
             retry_base: Duration::from_secs_f64(args.retry_backoff_secs.max(0.0)),
             retry_max: Duration::from_secs_f64(args.retry_backoff_max_secs.max(0.0)),

@@ -259,6 +259,60 @@ async fn a_panicking_handler_fails_its_task_and_the_worker_goes_on() -> Result<(
 }
 
 #[tokio::test]
+async fn a_task_past_its_hard_time_limit_fails_and_frees_its_slot() -> Result<()> {
+    let one_slot = Settings {
+        concurrency: 1,
+        ..Settings::default()
+    };
+    let Scenario(queue, stub, worker) = Scenario::start_with(Stub::new(), &one_slot).await?;
+    let hangs = queue
+        .publish(
+            json!({"outcome": "hang"}),
+            &[("timelimit", json!([1, null]))],
+        )
+        .await?;
+    let next = queue.publish(json!({}), &[]).await?;
+
+    let failure = wait_state(&hangs, "FAILURE").await?;
+    worker.stop_at_state(&next, "SUCCESS").await?;
+
+    let message = exception_message(&failure, "TimeLimitExceeded")?;
+    ensure!(
+        message == "the task ran past its hard time limit of 1 s",
+        "{message}"
+    );
+    let dead = queue.take_one(&queue.dead()).await?;
+    ensure!(death_reason(&dead)? == message, "{:?}", dead.headers);
+    ensure!(
+        matches!(stub.failures().as_slice(), [(failed, TaskError::TimeLimitExceeded(_))] if *failed == hangs),
+        "on_failure calls: {:?}",
+        stub.failures()
+    );
+    queue.finish(Drained::Source).await
+}
+
+#[tokio::test]
+async fn at_its_soft_time_limit_a_task_is_asked_to_stop() -> Result<()> {
+    let Scenario(queue, _stub, worker) = Scenario::start().await?;
+    // Celery sends `[hard, soft]`; the hard limit is far off.
+    let stops = queue
+        .publish(
+            json!({"outcome": "until_stopped"}),
+            &[("timelimit", json!([600, 0.5]))],
+        )
+        .await?;
+
+    let failure = worker.stop_at_state(&stops, "FAILURE").await?;
+
+    let message = exception_message(&failure, "RuntimeError")?;
+    ensure!(
+        message == "stopped at its soft time limit of 0.5 s: stub stopped as asked",
+        "{message}"
+    );
+    queue.finish(Drained::Source).await
+}
+
+#[tokio::test]
 async fn unknown_task_name_is_dead_lettered() -> Result<()> {
     let Scenario(queue, stub, worker) = Scenario::start().await?;
     let id = task_id();
@@ -327,6 +381,33 @@ async fn huge_input_in_a_reason_or_a_name_is_dead_lettered_within_the_frame() ->
         );
     }
     stub.ensure_calls(1, "only the good task runs")?;
+    queue.finish(Drained::Source).await
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_is_dead_lettered_unread() -> Result<()> {
+    let small_bodies = Settings {
+        max_body_bytes: 2000,
+        ..Settings::default()
+    };
+    let Scenario(queue, stub, worker) = Scenario::start_with(Stub::new(), &small_bodies).await?;
+    let big = queue
+        .publish(json!({"padding": "x".repeat(2000)}), &[])
+        .await?;
+    let fine = queue.publish(json!({}), &[]).await?;
+
+    worker.stop_at_state(&fine, "SUCCESS").await?;
+
+    let dead = queue.take_one(&queue.dead()).await?;
+    let reason = death_reason(&dead)?;
+    ensure!(
+        reason.starts_with("undecodable message: the body is ")
+            && reason.ends_with("bytes, over the 2000-byte cap (TASK_MAX_BODY_BYTES)"),
+        "{reason}"
+    );
+    ensure_body_id(&dead, &big)?;
+    ensure!(header(&dead, "x-task-id").is_none(), "{:?}", dead.headers);
+    stub.ensure_calls(1, "only the small task runs")?;
     queue.finish(Drained::Source).await
 }
 

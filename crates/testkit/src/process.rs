@@ -126,7 +126,7 @@ impl WorkerProcess {
             .address
             .as_deref()
             .context("metrics address not known yet")?;
-        http_request(address, "GET", path, None)
+        http_request(address, "GET", path, None, &[])
     }
 
     /// `POST path` with a JSON body on the worker's server: (status, body).
@@ -134,11 +134,24 @@ impl WorkerProcess {
     /// # Errors
     /// When the address is unknown yet or the request fails.
     pub fn post_json(&self, path: &str, body: &str) -> Result<(u16, String)> {
+        self.post_json_with(path, body, &[])
+    }
+
+    /// [`Self::post_json`] with extra request `headers` (name, value).
+    ///
+    /// # Errors
+    /// When the address is unknown yet or the request fails.
+    pub fn post_json_with(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String)> {
         let address = self
             .address
             .as_deref()
             .context("metrics address not known yet")?;
-        http_request(address, "POST", path, Some(body))
+        http_request(address, "POST", path, Some(body), headers)
     }
 
     /// The worker's HTTP address (`host:port`), once [`Self::wait_ready`] ran.
@@ -239,7 +252,7 @@ pub fn peak_rss(pid: Option<u32>) -> Result<u64> {
     Ok(kib * 1024)
 }
 
-/// A minimal HTTP/1.0 request with an optional JSON body (keeps the test
+/// A minimal HTTP/1.0 request with an optional JSON body and extra headers (keeps the test
 /// kit free of an HTTP client).
 ///
 /// # Errors
@@ -249,10 +262,14 @@ pub fn http_request(
     method: &str,
     path: &str,
     json: Option<&str>,
+    headers: &[(&str, &str)],
 ) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(stream, "{method} {path} HTTP/1.0\r\nHost: {address}\r\n")?;
+    for (name, value) in headers {
+        write!(stream, "{name}: {value}\r\n")?;
+    }
     if let Some(body) = json {
         write!(
             stream,

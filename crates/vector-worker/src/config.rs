@@ -8,7 +8,8 @@ use clap::Parser;
 use ml_embedding::{ChunkConfig, PassLimits};
 use ml_runtime::RuntimeArgs;
 
-use crate::openai::ApiLimits;
+use crate::limits::TaskLimits;
+use crate::openai::{ApiKey, ApiLimits};
 use crate::service::BatchLimits;
 
 /// Embeds text with a local BERT model and stores vectors in PostgreSQL + pgvector.
@@ -77,9 +78,36 @@ pub struct Config {
     /// Bytes of a whole `POST /v1/embeddings` request body.
     #[arg(long, env = "EMBED_API_MAX_BODY_BYTES", default_value_t = 2_097_152)]
     pub api_max_body_bytes: usize,
+
+    /// Bearer key `POST /v1/embeddings` requires (`Authorization: Bearer
+    /// <key>`); unset, the API is open to whoever reaches the port.
+    #[arg(long, env = "EMBED_API_KEY")]
+    pub api_key: Option<ApiKey>,
+
+    /// Bytes of an embed task's `content.text`.
+    #[arg(long, env = "EMBED_MAX_TEXT_BYTES", default_value_t = 1 << 20)]
+    pub max_text_bytes: usize,
+
+    /// Bytes of an embed task's `content.metadata` as JSON (stored with
+    /// every chunk; timed segments included).
+    #[arg(long, env = "EMBED_MAX_METADATA_BYTES", default_value_t = 256 << 10)]
+    pub max_metadata_bytes: usize,
+
+    /// Items of one `embed_batch` task.
+    #[arg(long, env = "EMBED_MAX_BATCH_TASKS", default_value_t = 256)]
+    pub max_batch_tasks: usize,
 }
 
 impl Config {
+    /// Size limits of embed tasks.
+    pub fn task_limits(&self) -> TaskLimits {
+        TaskLimits {
+            max_text_bytes: self.max_text_bytes,
+            max_metadata_bytes: self.max_metadata_bytes,
+            max_batch_tasks: self.max_batch_tasks,
+        }
+    }
+
     /// Limits of the embeddings API.
     pub fn api_limits(&self) -> ApiLimits {
         ApiLimits {

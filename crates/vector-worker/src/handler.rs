@@ -17,6 +17,7 @@ use ml_storage::{EmbeddingRow, EmbeddingSet, MlResult, Store};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::limits::TaskLimits;
 use crate::request::{BatchRequest, EmbedRequest};
 use crate::service::EmbedService;
 
@@ -34,6 +35,7 @@ pub struct EmbedHandler {
     failures: FailureLog,
     metrics: Arc<Metrics>,
     chunking: ChunkConfig,
+    limits: TaskLimits,
 }
 
 /// Serves [`EMBED_TASK`].
@@ -55,9 +57,15 @@ enum Prepared {
 }
 
 impl EmbedHandler {
-    /// A handler embedding with `service`, cutting texts as `chunking` says,
-    /// and storing into the services' store.
-    pub fn new(service: EmbedService, services: Services, chunking: ChunkConfig) -> Self {
+    /// A handler embedding with `service`, refusing tasks over `limits`,
+    /// cutting texts as `chunking` says, and storing into the services'
+    /// store.
+    pub fn new(
+        service: EmbedService,
+        services: Services,
+        chunking: ChunkConfig,
+        limits: TaskLimits,
+    ) -> Self {
         let model = service.embedder().model_name();
         let failures = FailureLog::new(services.store.clone(), TASK_TYPE, model, Value::Null);
         Self {
@@ -66,6 +74,7 @@ impl EmbedHandler {
             failures,
             metrics: services.metrics,
             chunking,
+            limits,
         }
     }
 
@@ -225,10 +234,16 @@ impl EmbedHandler {
     /// Embeds the batch's valid items; the refused ones are reported in
     /// the result, and the task fails only when no item is valid.
     async fn embed_batch(&self, batch: &BatchRequest) -> Result<Value, TaskError> {
+        self.limits.check_batch(batch)?;
         let mut valid = Vec::new();
         let mut rejected = Vec::new();
         for (index, item) in batch.tasks.iter().enumerate() {
-            match &item.request {
+            let checked = item
+                .request
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|request| self.limits.check(request).map(|()| request));
+            match checked {
                 Ok(request) => valid.push(request.clone()),
                 Err(error) => {
                     tracing::warn!(index, %error, "batch item rejected");
@@ -261,6 +276,7 @@ impl Handler for EmbedOne {
     type Request = EmbedRequest;
 
     async fn handle(&self, _task: &Task, request: &EmbedRequest) -> Result<Value, TaskError> {
+        self.0.limits.check(request)?;
         let mut summaries = self.0.embed_requests(vec![request.clone()]).await?;
         Ok(summaries.pop().unwrap_or(Value::Null))
     }

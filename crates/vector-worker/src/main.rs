@@ -3,6 +3,7 @@
 
 mod config;
 mod handler;
+mod limits;
 mod openai;
 mod request;
 mod service;
@@ -51,8 +52,9 @@ impl WorkerApp for Config {
         let chunking = self.chunking(embedder.max_content_tokens());
         chunking.validate().context("chunking settings")?;
         let service = EmbedService::start(embedder, services.metrics.clone(), self.batch_limits())?;
-        let http = openai::routes(service.clone(), self.api_limits());
-        let handler = Arc::new(EmbedHandler::new(service, services, chunking));
+        let http = openai::routes(service.clone(), self.api_limits(), self.api_key.clone());
+        let limits = self.task_limits();
+        let handler = Arc::new(EmbedHandler::new(service, services, chunking, limits));
         let (one, batch) = (EmbedOne(handler.clone()), EmbedBatch(handler));
         Ok(serving
             .http(http)

@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -26,18 +26,67 @@ pub struct ApiLimits {
     pub max_body_bytes: usize,
 }
 
+/// The bearer key clients must send (`EMBED_API_KEY`); never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl std::str::FromStr for ApiKey {
+    type Err = String;
+
+    fn from_str(key: &str) -> Result<Self, String> {
+        let key = key.trim();
+        if key.is_empty() {
+            return Err("the API key is empty".into());
+        }
+        Ok(Self(key.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl ApiKey {
+    /// Whether `headers` carry `Authorization: Bearer <this key>`, compared
+    /// in time independent of where they differ.
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        let Some(given) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        let (given, expected) = (given.trim().as_bytes(), self.0.as_bytes());
+        given.len() == expected.len()
+            && given
+                .iter()
+                .zip(expected)
+                .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+                == 0
+    }
+}
+
 #[derive(Clone)]
 struct ApiState {
     service: EmbedService,
     limits: ApiLimits,
+    key: Option<ApiKey>,
 }
 
-/// The routes of the embeddings API.
-pub fn routes(service: EmbedService, limits: ApiLimits) -> Router {
+/// The routes of the embeddings API; with a `key`, requests without it are
+/// refused (401).
+pub fn routes(service: EmbedService, limits: ApiLimits, key: Option<ApiKey>) -> Router {
     Router::new()
         .route("/v1/embeddings", post(embeddings))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .with_state(ApiState { service, limits })
+        .with_state(ApiState {
+            service,
+            limits,
+            key,
+        })
 }
 
 /// The request body. `model` and `user` are accepted and ignored (clients
@@ -56,6 +105,7 @@ struct ApiError {
     status: StatusCode,
     message: String,
     param: Option<&'static str>,
+    code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -64,6 +114,18 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
             param: Some(param),
+            code: None,
+        }
+    }
+
+    /// As OpenAI answers a missing or wrong key.
+    fn unauthorized() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: "Incorrect or missing API key: send Authorization: Bearer <EMBED_API_KEY>"
+                .into(),
+            param: None,
+            code: Some("invalid_api_key"),
         }
     }
 }
@@ -79,7 +141,7 @@ impl IntoResponse for ApiError {
             "message": self.message,
             "type": kind,
             "param": self.param,
-            "code": null,
+            "code": self.code,
         }});
         (self.status, Json(body)).into_response()
     }
@@ -87,12 +149,17 @@ impl IntoResponse for ApiError {
 
 async fn embeddings(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     request: Result<Json<EmbeddingsRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    if state.key.as_ref().is_some_and(|key| !key.admits(&headers)) {
+        return Err(ApiError::unauthorized());
+    }
     let Json(request) = request.map_err(|rejection| ApiError {
         status: rejection.status(),
         message: rejection.body_text(),
         param: None,
+        code: None,
     })?;
     let inputs = inputs(&request.input, &state.limits)?;
     let embedder = state.service.embedder().clone();
@@ -135,6 +202,7 @@ async fn embeddings(
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: error.to_string(),
             param: None,
+            code: None,
         })?;
     let data: Vec<Value> = vectors
         .into_iter()

@@ -120,3 +120,50 @@ async fn embeddings_api_matches_the_queue_path_and_rejects_bad_requests() -> Res
     harness.cleanup().await;
     Ok(())
 }
+
+/// Runs the official client against `base_url` with `OPENAI_API_KEY` = `key`.
+fn official_client(base_url: &str, key: &str) -> Result<std::process::Output> {
+    Ok(Command::new(env::python())
+        .arg(env::repo_root().join("tests/python/openai_client.py"))
+        .args([base_url, TEXT])
+        .env("OPENAI_API_KEY", key)
+        .output()?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_api_key_only_requests_bearing_it_are_served() -> Result<()> {
+    let key = "sk-test-6d1c0e";
+    let harness = common::start(&[("EMBED_API_KEY", key)]).await?;
+    let worker = &harness.worker;
+    let request = json!({"input": TEXT}).to_string();
+    let right = format!("Bearer {key}");
+    let wrong = format!("Bearer {key}x");
+    for headers in [vec![], vec![("Authorization", wrong.as_str())]] {
+        let (status, body) = worker.post_json_with("/v1/embeddings", &request, &headers)?;
+        assert_eq!(status, 401, "{headers:?}: {body}");
+        let error: Value = serde_json::from_str(&body)?;
+        assert_eq!(error["error"]["code"], "invalid_api_key", "{body}");
+    }
+    let headers = [("Authorization", right.as_str())];
+    let (status, body) = worker.post_json_with("/v1/embeddings", &request, &headers)?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(worker.get("/readyz")?.0, 200, "probes need no key");
+
+    let base_url = format!("http://{}/v1", worker.address().unwrap_or_default());
+    let served = official_client(&base_url, key)?;
+    assert!(
+        served.status.success(),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    let refused = official_client(&base_url, "sk-wrong")?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("401"),
+        "{stderr}"
+    );
+    let logs = serde_json::to_string(&worker.logs())?;
+    assert!(!logs.contains(key), "the key is never logged");
+    harness.cleanup().await;
+    Ok(())
+}

@@ -10,6 +10,9 @@ use common::{TASK, result_data, vector_rows, wait_celery_status};
 use serde_json::json;
 use uuid::Uuid;
 
+/// Task name of `embed_batch`.
+const BATCH: &str = "vector_service.tasks.generate_embeddings_batch";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn junk_input_is_recorded_as_skipped_not_embedded() -> Result<()> {
     let harness = common::start(&[]).await?;
@@ -29,6 +32,57 @@ async fn junk_input_is_recorded_as_skipped_not_embedded() -> Result<()> {
         assert!(data["reason"].is_string());
         assert!(vector_rows(&harness.db, share).await?.is_empty());
     }
+    harness.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_over_their_size_caps_are_refused_naming_the_setting() -> Result<()> {
+    let caps = [
+        ("EMBED_MAX_TEXT_BYTES", "1000"),
+        ("EMBED_MAX_METADATA_BYTES", "500"),
+        ("EMBED_MAX_BATCH_TASKS", "2"),
+    ];
+    let harness = common::start(&caps).await?;
+    let long_text = "word ".repeat(200) + "x";
+    let big_metadata = json!({"note": "n".repeat(500)});
+    for (content, reason) in [
+        (
+            json!({"text": long_text}),
+            "content.text is 1001 bytes, over the 1000-byte cap (EMBED_MAX_TEXT_BYTES)",
+        ),
+        (
+            json!({"text": "A short caption about tofu.", "metadata": big_metadata}),
+            "content.metadata is 511 bytes of JSON, over the 500-byte cap (EMBED_MAX_METADATA_BYTES)",
+        ),
+    ] {
+        let share = Uuid::new_v4();
+        let task_id = Uuid::new_v4().to_string();
+        harness
+            .publish_embed(&task_id, json!({"share_id": share, "content": content}))
+            .await?;
+        let meta = wait_celery_status(&task_id, "FAILURE", TASK).await?;
+        assert!(meta.to_string().contains(reason), "{meta}");
+        let data = harness.wait_result_status(share, "failed").await?;
+        assert!(data["error"].to_string().contains(reason), "{data}");
+    }
+
+    let item = |text: &str| json!({"share_id": Uuid::new_v4(), "content": {"text": text}});
+    let fine = "Three brokers compared under load, with latency figures.";
+    let three = json!({"tasks": [item(fine), item(fine), item(fine)]});
+    let task_id = Uuid::new_v4().to_string();
+    harness.publish(BATCH, &task_id, three).await?;
+    let meta = wait_celery_status(&task_id, "FAILURE", TASK).await?;
+    let reason = "tasks has 3 items, over the cap of 2 (EMBED_MAX_BATCH_TASKS)";
+    assert!(meta.to_string().contains(reason), "{meta}");
+
+    let two = json!({"tasks": [item(fine), item(&long_text)]});
+    let task_id = Uuid::new_v4().to_string();
+    harness.publish(BATCH, &task_id, two).await?;
+    let meta = wait_celery_status(&task_id, "SUCCESS", TASK).await?;
+    assert_eq!(meta["result"]["status"], "partial", "{meta}");
+    assert_eq!(meta["result"]["failed"], 1, "{meta}");
+    assert!(meta.to_string().contains("EMBED_MAX_TEXT_BYTES"), "{meta}");
     harness.cleanup().await;
     Ok(())
 }

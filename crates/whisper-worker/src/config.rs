@@ -62,6 +62,11 @@ pub struct Config {
         allow_negative_numbers = true
     )]
     pub silence_threshold_db: f32,
+
+    /// Longest initial prompt (`options.prompt`) accepted, in bytes; whisper
+    /// reads at most half its text context of it anyway.
+    #[arg(long, env = "WHISPER_MAX_PROMPT_BYTES", default_value_t = 4096)]
+    pub max_prompt_bytes: usize,
 }
 
 impl Config {
@@ -100,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("model_path", &self.model_path())
             .field("transcriber", &self.transcriber())
             .field("silence_threshold_db", &self.silence_threshold_db)
+            .field("max_prompt_bytes", &self.max_prompt_bytes)
             .finish()
     }
 }

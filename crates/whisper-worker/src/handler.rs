@@ -36,6 +36,7 @@ pub struct TranscribeHandler {
     metrics: Arc<Metrics>,
     transcription_metrics: TranscriptionMetrics,
     silence_threshold_db: f32,
+    max_prompt_bytes: usize,
 }
 
 impl TranscribeHandler {
@@ -65,6 +66,7 @@ impl TranscribeHandler {
             store: services.store,
             metrics: services.metrics,
             silence_threshold_db: config.silence_threshold_db,
+            max_prompt_bytes: config.max_prompt_bytes,
         })
     }
 
@@ -250,7 +252,23 @@ impl Handler for TranscribeHandler {
 
     async fn handle(&self, _task: &Task, request: &TranscribeRequest) -> Result<Value, TaskError> {
         let started = Instant::now();
-        let media = self.fetch(request).await?;
+        let prompt = request.options.prompt.as_deref().unwrap_or_default();
+        if prompt.len() > self.max_prompt_bytes {
+            return Err(TaskError::InvalidArguments(format!(
+                "options.prompt is {} bytes, over the {}-byte cap (WHISPER_MAX_PROMPT_BYTES)",
+                prompt.len(),
+                self.max_prompt_bytes
+            )));
+        }
+        // The task's soft time limit ends a download early; whisper.cpp
+        // itself runs to the end (its abort callback breaks short inputs).
+        let stop = ml_runtime::stop::token();
+        let media = tokio::select! {
+            media = self.fetch(request) => media?,
+            () = stop.cancelled() => {
+                return Err(TaskError::Permanent("the media download was stopped".into()));
+            }
+        };
         let audio = self.decode(&media, request.options.normalize()).await?;
         drop(media);
         let decoded = Decoded {

@@ -215,6 +215,26 @@ async fn a_stalled_download_times_out_transiently() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_dripping_download_ends_at_the_whole_download_deadline() -> Result<()> {
+    let (server, _) = server().await?;
+    let setup = Setup::new(true, |a| a.media_download_timeout_secs = 2)?;
+    let err = setup.fetch_err(&server.url("/drip")).await?;
+    ensure!(
+        matches!(
+            err,
+            MediaError::Timeout {
+                phase: "downloading",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    ensure!(err.to_string().contains("/drip (after 2s)"), "{err}");
+    ensure!(err.is_transient());
+    Ok(())
+}
+
+#[tokio::test]
 async fn statuses_map_to_permanent_or_transient() -> Result<()> {
     let (server, _) = server().await?;
     let setup = Setup::new(true, |_| {})?;

@@ -88,6 +88,12 @@ async fn route(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
             Some((Ok::<_, Infallible>(Bytes::from_static(b"RIFF")), n + 1))
         }))
         .into_response(),
+        // A byte every half second, for ever: never a stalled read.
+        "/drip" => Body::from_stream(stream::unfold((), |()| async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Some((Ok::<_, Infallible>(Bytes::from_static(b"x")), ()))
+        }))
+        .into_response(),
         "/redirect-to-file" => redirect("/media/speech.wav"),
         "/redirect-metadata" => redirect("http://169.254.169.254/latest/meta-data/"),
         "/redirect-private" => redirect("http://10.0.0.1/internal.mp4"),

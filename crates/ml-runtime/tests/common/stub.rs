@@ -141,7 +141,16 @@ impl Handler for Stub {
                 .map_err(|_| TaskError::Permanent("stub gate closed".into()))?;
             permit.forget();
         }
-        scripted(task, script)
+        match script.outcome.as_deref() {
+            // Ignores the stop token: only the hard limit ends it.
+            Some("hang") => std::future::pending().await,
+            // Winds down when asked to stop.
+            Some("until_stopped") => {
+                ml_runtime::stop::token().cancelled().await;
+                Err(TaskError::Permanent("stub stopped as asked".into()))
+            }
+            _ => scripted(task, script),
+        }
     }
 
     async fn on_failure(&self, task: &Task, _script: Option<&Script>, error: &TaskError) {
@@ -153,7 +162,8 @@ impl Handler for Stub {
 }
 
 /// The stub's answer to `task`, by its `outcome` kwarg: `transient`,
-/// `permanent` and `invalid` fail that way, `panic` panics; anything else (or none)
+/// `permanent` and `invalid` fail that way, `panic` panics (and, in the
+/// handler, `hang` never ends, `until_stopped` ends when asked); anything else (or none)
 /// succeeds with `{"handled": <task id>}`.
 pub fn scripted(task: &Task, script: &Script) -> Result<Value, TaskError> {
     match script.outcome.as_deref() {

@@ -29,10 +29,13 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     /// `CELERY_RESULT_BACKEND`, when not the Redis of the environment.
     pub result_backend: Option<String>,
+    /// `TASK_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
 }
 
 impl Default for Settings {
-    /// Two tasks at once, three retries 25–50 ms apart, 30 s of grace.
+    /// Two tasks at once, three retries 25–50 ms apart, 30 s of grace,
+    /// bodies up to 1 MiB.
     fn default() -> Self {
         Self {
             concurrency: 2,
@@ -41,6 +44,7 @@ impl Default for Settings {
             retry_backoff_secs: 0.05,
             shutdown_timeout_secs: 30,
             result_backend: None,
+            max_body_bytes: 1 << 20,
         }
     }
 }
@@ -72,6 +76,8 @@ impl Settings {
             &self.shutdown_timeout_secs.to_string(),
             "--result-expires-secs",
             "600",
+            "--max-body-bytes",
+            &self.max_body_bytes.to_string(),
         ])?;
         if let Some(url) = &self.result_backend {
             cli.runtime.result_backend = Some(url.clone());

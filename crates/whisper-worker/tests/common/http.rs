@@ -14,6 +14,8 @@ pub enum Route {
     Body(Vec<u8>),
     /// 302 to this location.
     Redirect(String),
+    /// 200, then one byte every half second until the client goes away.
+    Drip,
 }
 
 /// The server; stops accepting when the process ends.
@@ -79,6 +81,12 @@ fn serve(stream: TcpStream, routes: &HashMap<String, Route>) {
             format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 .as_bytes(),
         ),
+        Some(Route::Drip) => stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n")
+            .and_then(|()| loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                stream.write_all(b"x")?;
+            }),
         None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     };
 }

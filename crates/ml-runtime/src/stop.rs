@@ -1,0 +1,42 @@
+//! Asking a running handler to stop: the token its task's soft time limit
+//! cancels. A handler that can end early (a model loop, a download) checks
+//! [`requested`] or awaits [`token`]'s cancellation, and hands the token
+//! to its blocking threads, which do not inherit it.
+
+use std::future::Future;
+
+use tokio_util::sync::CancellationToken;
+
+tokio::task_local! {
+    static STOP: CancellationToken;
+}
+
+/// The running task's stop token; outside a task, one never cancelled.
+pub fn token() -> CancellationToken {
+    STOP.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Whether the running task has been asked to stop.
+pub fn requested() -> bool {
+    STOP.try_with(CancellationToken::is_cancelled)
+        .unwrap_or(false)
+}
+
+/// Runs `work` with `token` as the task's stop token.
+pub(crate) async fn scope<F: Future>(token: CancellationToken, work: F) -> F::Output {
+    STOP.scope(token, work).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_token_is_the_scopes_and_none_outside() {
+        assert!(!requested());
+        let stop = CancellationToken::new();
+        stop.cancel();
+        assert!(scope(stop, async { requested() && token().is_cancelled() }).await);
+        assert!(!token().is_cancelled());
+    }
+}
