@@ -222,12 +222,7 @@ impl Delivered<'_> {
         let limit = self.context.time_limit.within(task.time_limit);
         let handled = within_limit(parsed.handle(task), limit).await;
         let outcome = match handled {
-            Ok(result) => self
-                .context
-                .results
-                .store(&task.id, TaskState::Success, result, None)
-                .await
-                .map_err(|e| TaskError::Transient(format!("result backend: {e}"))),
+            Ok(result) => self.store_success(task, result).await,
             Err(error) => Err(error),
         };
         let elapsed = started.elapsed();
@@ -252,6 +247,28 @@ impl Delivered<'_> {
                     self.fail(task, parsed.as_ref(), &error, duration_ms).await;
                 }
             }
+        }
+    }
+
+    /// Stores the SUCCESS result, trying again in place with backoff (the
+    /// work is done: a short Redis outage should not run it again) up to
+    /// `TASK_MAX_RETRIES` times; past that the task is retried as a whole.
+    async fn store_success(&self, task: &Task, result: Value) -> Result<(), TaskError> {
+        let mut attempt = 0;
+        loop {
+            let stored = self
+                .context
+                .results
+                .store(&task.id, TaskState::Success, result.clone(), None)
+                .await;
+            let Err(error) = stored else { return Ok(()) };
+            if attempt >= self.context.max_retries {
+                return Err(TaskError::Transient(format!("result backend: {error}")));
+            }
+            let delay = backoff::delay(attempt, self.context.retry_base, self.context.retry_max);
+            tracing::warn!(%error, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "could not store SUCCESS; trying again");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
         }
     }
 

@@ -75,6 +75,32 @@ async fn delivery_stays_unacked_until_its_result_is_stored() -> Result<()> {
     queue.finish(Drained::Both).await
 }
 
+/// Redis away for a moment after the handler succeeded: SUCCESS is stored
+/// once it is back, and the work is not done again.
+#[tokio::test]
+async fn a_result_is_stored_once_redis_is_back_without_running_the_task_again() -> Result<()> {
+    let relay = RedisRelay::start().await?;
+    let settings = Settings {
+        max_retries: 6,
+        retry_backoff_secs: 1.0,
+        result_backend: Some(relay.url.clone()),
+        ..Settings::default()
+    };
+    let Scenario(queue, stub, worker) = Scenario::start_with(Stub::new(), &settings).await?;
+    relay.cut();
+    let id = queue.publish(json!({}), &[]).await?;
+    stub.wait_calls(1).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    relay.restore().await?;
+
+    let success = worker.stop_at_state(&id, "SUCCESS").await?;
+
+    ensure!(success["result"]["handled"] == json!(id), "{success}");
+    stub.ensure_attempts(&[0])?;
+    ensure!(stub.failures().is_empty(), "{:?}", stub.failures());
+    queue.finish(Drained::Both).await
+}
+
 #[tokio::test]
 async fn result_that_cannot_be_stored_is_never_acked_as_success() -> Result<()> {
     let relay = RedisRelay::start().await?;

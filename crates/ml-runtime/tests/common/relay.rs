@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 pub struct RedisRelay {
     /// `REDIS_URL` with its address replaced by the relay's.
     pub url: String,
-    cut: CancellationToken,
+    address: std::net::SocketAddr,
+    upstream: String,
+    cut: std::sync::Mutex<CancellationToken>,
 }
 
 impl RedisRelay {
@@ -33,16 +35,44 @@ impl RedisRelay {
             format!("{address}:6379")
         };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("{scheme}://{user}{}{path}", listener.local_addr()?);
+        let address = listener.local_addr()?;
+        let url = format!("{scheme}://{user}{address}{path}");
         let cut = CancellationToken::new();
-        tokio::spawn(accept(listener, upstream, cut.clone()));
-        Ok(Self { url, cut })
+        tokio::spawn(accept(listener, upstream.clone(), cut.clone()));
+        Ok(Self {
+            url,
+            address,
+            upstream,
+            cut: std::sync::Mutex::new(cut),
+        })
     }
 
     /// Closes every relayed connection and refuses new ones (the listener
     /// is dropped), as if Redis went away.
     pub fn cut(&self) {
-        self.cut.cancel();
+        self.token().cancel();
+    }
+
+    /// Relays again on the same address, as if Redis came back.
+    ///
+    /// # Errors
+    /// When the address cannot be bound again.
+    pub async fn restore(&self) -> Result<()> {
+        let listener = TcpListener::bind(self.address).await?;
+        let cut = CancellationToken::new();
+        tokio::spawn(accept(listener, self.upstream.clone(), cut.clone()));
+        *self
+            .cut
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cut;
+        Ok(())
+    }
+
+    fn token(&self) -> CancellationToken {
+        self.cut
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
