@@ -151,12 +151,6 @@ fn run(
     let generation = llm
         .generate_until(&messages, &params, &|| stop.is_cancelled())
         .map_err(model_error)?;
-    if generation.stop_reason == StopReason::Stopped {
-        return Err(TaskError::Permanent(format!(
-            "generation stopped after {} tokens",
-            generation.generated_tokens
-        )));
-    }
     let hit_limit = generation.stop_reason != StopReason::EndOfTurn;
     let text = prompt::clean_summary(&generation.text, hit_limit);
     if text.is_empty() {

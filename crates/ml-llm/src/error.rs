@@ -43,8 +43,8 @@ pub enum LlmError {
     /// The model failed while running.
     #[error("inference: {0}")]
     Inference(#[from] candle_core::Error),
-    /// The caller asked generation to stop while it was reading the prompt.
-    #[error("stopped while reading the prompt")]
+    /// The caller asked generation to stop.
+    #[error("generation was stopped")]
     Stopped,
 }
 

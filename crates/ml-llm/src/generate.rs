@@ -37,8 +37,6 @@ pub enum StopReason {
     MaxTokens,
     /// The context window is full.
     ContextFull,
-    /// The caller asked it to stop (e.g. its task's soft time limit).
-    Stopped,
 }
 
 /// The answer and what it cost.
@@ -108,11 +106,11 @@ impl Llm {
         self.generate_until(messages, params, &|| false)
     }
 
-    /// Like [`Llm::generate`], ending early with [`StopReason::Stopped`]
-    /// once `stop` says so (asked between forward passes).
+    /// Like [`Llm::generate`], giving up once `stop` says so (asked between
+    /// forward passes).
     ///
     /// # Errors
-    /// As [`Llm::generate`].
+    /// As [`Llm::generate`]; [`LlmError::Stopped`] when `stop` ended it.
     pub fn generate_until(
         &self,
         messages: &[Message],
@@ -181,7 +179,7 @@ impl Llm {
                 break StopReason::ContextFull;
             }
             if stop() {
-                break StopReason::Stopped;
+                return Err(LlmError::Stopped);
             }
             let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
             logits = self.decoder.forward(&input, &mut cache)?;

@@ -31,10 +31,17 @@ impl Sink {
         response: &reqwest::Response,
         shown: &str,
     ) -> Result<(), MediaError> {
-        match response.content_length() {
-            Some(n) if n > self.max_bytes => Err(self.too_large(shown, Some(n))),
-            _ => Ok(()),
+        response
+            .content_length()
+            .map_or(Ok(()), |n| self.check_len(n, shown))
+    }
+
+    /// Refuses `len` bytes of `shown` when over the cap.
+    pub(crate) fn check_len(&self, len: u64, shown: &str) -> Result<(), MediaError> {
+        if len > self.max_bytes {
+            return Err(self.too_large(shown, Some(len)));
         }
+        Ok(())
     }
 
     fn too_large(&self, shown: &str, declared: Option<u64>) -> MediaError {

@@ -21,8 +21,8 @@ pub struct MediaFetcher {
     roots: MediaRoots,
     http: HttpFetcher,
     s3: S3Fetcher,
-    /// `MEDIA_MAX_BYTES`, for local files (downloads check it as they go).
-    max_bytes: u64,
+    /// `MEDIA_MAX_BYTES` for local files, as downloads check it.
+    sink: Sink,
 }
 
 /// A media file ready to decode.
@@ -96,12 +96,12 @@ impl MediaFetcher {
             config.media_max_redirects,
             sink.clone(),
         )?;
-        let s3 = S3Fetcher::new(&config, sink)?;
+        let s3 = S3Fetcher::new(&config, sink.clone())?;
         Ok(Self {
             roots,
             http,
             s3,
-            max_bytes: config.media_max_bytes,
+            sink,
         })
     }
 
@@ -116,13 +116,7 @@ impl MediaFetcher {
         let fetched = match source {
             MediaSource::Local(path) => {
                 let (path, len) = self.roots.resolve(path).await?;
-                if len > self.max_bytes {
-                    return Err(MediaError::TooLarge {
-                        url: path.display().to_string(),
-                        limit: self.max_bytes,
-                        declared: Some(len),
-                    });
-                }
+                self.sink.check_len(len, &path.display().to_string())?;
                 FetchedMedia {
                     file: MediaFile::Local(path),
                     len,

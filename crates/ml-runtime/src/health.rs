@@ -95,9 +95,7 @@ impl Readiness {
             Err(problems)
         }
     }
-}
 
-impl Readiness {
     /// The registered checks' problems, from the cache while it is fresh.
     async fn check_dependencies(&self) -> Vec<String> {
         let mut checked = self.checked.lock().await;

@@ -1,7 +1,7 @@
 //! Asking a running handler to stop: the token its task's soft time limit
-//! cancels. A handler that can end early (a model loop, a download) checks
-//! [`requested`] or awaits [`token`]'s cancellation, and hands the token
-//! to its blocking threads, which do not inherit it.
+//! cancels. A handler that can end early (a model loop, a download) takes
+//! [`token`] and watches it, also on its blocking threads, which do not
+//! inherit the task-local.
 
 use std::future::Future;
 
@@ -16,12 +16,6 @@ pub fn token() -> CancellationToken {
     STOP.try_with(Clone::clone).unwrap_or_default()
 }
 
-/// Whether the running task has been asked to stop.
-pub fn requested() -> bool {
-    STOP.try_with(CancellationToken::is_cancelled)
-        .unwrap_or(false)
-}
-
 /// Runs `work` with `token` as the task's stop token.
 pub(crate) async fn scope<F: Future>(token: CancellationToken, work: F) -> F::Output {
     STOP.scope(token, work).await
@@ -33,10 +27,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_token_is_the_scopes_and_none_outside() {
-        assert!(!requested());
         let stop = CancellationToken::new();
         stop.cancel();
-        assert!(scope(stop, async { requested() && token().is_cancelled() }).await);
+        assert!(scope(stop, async { token().is_cancelled() }).await);
         assert!(!token().is_cancelled());
     }
 }

@@ -169,4 +169,23 @@ mod tests {
         let t = task(json!([]), json!({}));
         assert_eq!(t.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
     }
+
+    #[test]
+    fn the_stricter_limit_wins_and_a_soft_one_stays_below_the_hard() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let limit = |hard, soft| TimeLimit { hard, soft };
+        let worker = limit(secs(1500), secs(1440));
+        assert_eq!(worker.within(TimeLimit::default()), worker);
+        assert_eq!(
+            worker.within(limit(secs(20), secs(15))),
+            limit(secs(20), secs(15))
+        );
+        assert_eq!(worker.within(limit(secs(3000), None)), worker);
+        // A soft limit at or past the hard one would never fire first.
+        assert_eq!(worker.within(limit(secs(20), None)), limit(secs(20), None));
+        assert_eq!(
+            TimeLimit::default().within(limit(None, secs(5))),
+            limit(None, secs(5))
+        );
+    }
 }

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
 
 use crate::service::EmbedService;
 
@@ -59,13 +60,7 @@ impl ApiKey {
         else {
             return false;
         };
-        let (given, expected) = (given.trim().as_bytes(), self.0.as_bytes());
-        given.len() == expected.len()
-            && given
-                .iter()
-                .zip(expected)
-                .fold(0u8, |differ, (a, b)| differ | (a ^ b))
-                == 0
+        bool::from(given.trim().as_bytes().ct_eq(self.0.as_bytes()))
     }
 }
 
