@@ -61,8 +61,13 @@ def _install_float_support():
 
 
 def load_fixture(path):
+    """(exchange, routing key, properties, body) of the fixture file at `path`."""
     with open(path, "rb") as f:
-        fixture = json.load(f)
+        return fixture_message(json.load(f))
+
+
+def fixture_message(fixture):
+    """(exchange, routing key, properties, body) of a fixture already read."""
     if not isinstance(fixture, dict):
         raise ValueError("a fixture is a JSON object")
     has_body, has_raw = "body" in fixture, "body_raw" in fixture

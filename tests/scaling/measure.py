@@ -44,6 +44,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def log(msg):
     print(f"    {msg}", flush=True)
 
 
-def _publisher(root: Path):
+def fixture_publisher(root: Path):
     """scripts/publish-fixture.py as a module (its fixture reading and pika's float support)."""
     spec = importlib.util.spec_from_file_location("publish_fixture", root / "scripts" / "publish-fixture.py")
     module = importlib.util.module_from_spec(spec)
@@ -151,6 +152,7 @@ class Sampler(threading.Thread):
 class RunningWorker:
     def __init__(self, binary: Path, env: dict):
         self.lines = []
+        self.warnings = Counter()  # "level: message" of every WARN and ERROR line
         self.bound = None
         self.t_spawn = time.monotonic()
         self.proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -164,13 +166,16 @@ class RunningWorker:
             self.lines.append(line.rstrip())
             if len(self.lines) > 400:
                 del self.lines[:100]
-            if self.bound is None and line.startswith("{"):
-                try:
-                    j = json.loads(line)
-                except ValueError:
-                    continue
-                if j.get("bound"):
-                    self.bound = j["bound"].replace("0.0.0.0:", "127.0.0.1:")
+            if not line.startswith("{"):
+                continue
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+            if self.bound is None and j.get("bound"):
+                self.bound = j["bound"].replace("0.0.0.0:", "127.0.0.1:")
+            if str(j.get("level", "")).upper() in ("WARN", "ERROR"):
+                self.warnings[f'{j["level"].lower()}: {j.get("message", "?")}'] += 1
 
     def tail(self):
         return "\n".join(self.lines[-40:])
@@ -241,7 +246,7 @@ class RunningWorker:
                 self.proc.wait()
 
 
-def _fresh(fixture: dict, text: str | None, media: str | None) -> dict:
+def fresh_message(fixture: dict, text: str | None, media: str | None) -> dict:
     """The fixture with fresh UUIDs (one mapping per message), and the long
     article or the media path put in."""
     mapping = {}
@@ -272,7 +277,7 @@ def _long_article(root: Path) -> str:
     raise RuntimeError("no long text found for the long-article task")
 
 
-def _media(models_dir: Path, tmp: Path) -> dict:
+def speech_media(models_dir: Path, tmp: Path) -> dict:
     jfk = models_dir / "speech-samples" / "jfk.wav"
     if not jfk.exists():
         raise RuntimeError(f"{jfk} is missing (scripts/setup fetches it)")
@@ -289,7 +294,7 @@ def _media(models_dir: Path, tmp: Path) -> dict:
     return {"clip": (str(clip), duration(clip)), "long": (str(long), duration(long))}
 
 
-def _settings(root: Path, worker: str) -> dict:
+def base_settings(root: Path, worker: str) -> dict:
     """WORKER_CONCURRENCY / WORKER_PREFETCH_MULTIPLIER of the rendered base overlay."""
     import manifests
     spec = manifests.load(root / "k8s", "base")[worker]
@@ -310,7 +315,7 @@ def measure_worker(root, binary, worker, env_base, publisher, pika, media, artic
     suffix = f".test-{secrets.token_hex(6)}"
     queue_env = {k: ",".join(q + suffix for q in v) for k, v in conf["queues"].items()}
     queues = [q for v in queue_env.values() for q in v.split(",")]
-    settings = _settings(root, worker)
+    settings = base_settings(root, worker)
     env = {**env_base, **queue_env, **settings,
            "PROMETHEUS_METRICS_PORT": "0", "METRICS_HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
     if worker == "whisper-worker":
@@ -342,12 +347,7 @@ def measure_worker(root, binary, worker, env_base, publisher, pika, media, artic
             fixture = json.loads(path.read_text())
             text = article if kind == "long-article" else None
             url = media[kind][0] if worker == "whisper-worker" else None
-            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-                json.dump(_fresh(fixture, text, url), f)
-            try:
-                exchange, _, properties, body = publisher.load_fixture(f.name)
-            finally:
-                os.unlink(f.name)
+            exchange, _, properties, body = publisher.fixture_message(fresh_message(fixture, text, url))
             channel.basic_publish(exchange=exchange, routing_key=queues[0], body=body, properties=properties,
                                   mandatory=True)
 
@@ -465,11 +465,11 @@ def measure(root: Path, target_dir: Path, models_dir: Path, skip_build=False) ->
     }
     for name in ("CELERY_RESULT_BACKEND", "RAYON_NUM_THREADS", "CANDLE_NUM_THREADS", "WHISPER_THREADS"):
         env_base.pop(name, None)
-    publisher = _publisher(root)
+    publisher = fixture_publisher(root)
     article = _long_article(root)
     workers = {}
     with tempfile.TemporaryDirectory(prefix="scaling-media-") as tmp:
-        media = _media(models_dir, Path(tmp))
+        media = speech_media(models_dir, Path(tmp))
         for worker in WORKERS:
             binary = target_dir / "release" / worker
             if not binary.exists():
