@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::limits::TaskLimits;
 use crate::request::{BatchRequest, EmbedRequest};
-use crate::service::EmbedService;
+use crate::service::{EmbedService, Lane};
 
 /// Task name of a single embedding request.
 pub const EMBED_TASK: &str = "vector_service.tasks.generate_embeddings";
@@ -90,7 +90,7 @@ impl EmbedHandler {
                 Prepared::Skipped { .. } => Vec::new(),
             })
             .collect();
-        let mut vectors = self.service.embed(texts).await?.into_iter();
+        let mut vectors = self.service.embed(Lane::Queue, texts).await?.into_iter();
         let mut summaries = Vec::with_capacity(prepared.len());
         for item in prepared {
             let processing_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
 
-use crate::service::EmbedService;
+use crate::service::{EmbedService, Lane};
 
 /// Request limits of the endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -191,7 +191,7 @@ async fn embeddings(
         .sum();
     let vectors = state
         .service
-        .embed(inputs)
+        .embed(Lane::Api, inputs)
         .await
         .map_err(|error| ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

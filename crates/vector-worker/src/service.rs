@@ -3,6 +3,11 @@
 //! on the async worker threads. The thread batches across tasks: it takes
 //! every request that arrives within a short wait, embeds their texts
 //! together in length-sorted passes, and fans the vectors back out.
+//!
+//! Queue tasks and `/v1/embeddings` requests wait in two lanes that the
+//! thread takes from in turn, so a flood of API clients cannot starve the
+//! queue (nor a deep queue the API): each waits for at most about one
+//! request of the other lane.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +31,17 @@ pub struct BatchLimits {
 /// Buckets of `ml_embedding_pass_texts`: powers of two up to 512 texts.
 const PASS_TEXTS_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
-/// Requests waiting for the model before senders wait too.
-const QUEUE_DEPTH: usize = 256;
+/// Requests waiting for the model, per lane, before senders wait too.
+const LANE_DEPTH: usize = 256;
+
+/// Who asks for vectors; each has its own lane to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Tasks from the broker.
+    Queue,
+    /// Requests to `/v1/embeddings`.
+    Api,
+}
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, EmbeddingError>>;
 
@@ -40,7 +54,8 @@ struct Job {
 #[derive(Clone)]
 pub struct EmbedService {
     embedder: Arc<Embedder>,
-    jobs: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Job>,
+    api: mpsc::Sender<Job>,
 }
 
 impl EmbedService {
@@ -65,7 +80,13 @@ impl EmbedService {
             .buckets(PASS_TEXTS_BUCKETS.to_vec()),
         )?)?;
         let embedder = Arc::new(embedder);
-        let (jobs, queue) = mpsc::channel::<Job>(QUEUE_DEPTH);
+        let (queue, queue_jobs) = mpsc::channel::<Job>(LANE_DEPTH);
+        let (api, api_jobs) = mpsc::channel::<Job>(LANE_DEPTH);
+        let lanes = Lanes {
+            queue: queue_jobs,
+            api: api_jobs,
+            api_next: false,
+        };
         let model = ModelThread {
             embedder: embedder.clone(),
             metrics,
@@ -75,8 +96,12 @@ impl EmbedService {
         };
         std::thread::Builder::new()
             .name("embedding-model".into())
-            .spawn(move || model.run(queue))?;
-        Ok(Self { embedder, jobs })
+            .spawn(move || model.run(lanes))?;
+        Ok(Self {
+            embedder,
+            queue,
+            api,
+        })
     }
 
     /// The loaded model (for tokenising and chunking on blocking threads).
@@ -84,23 +109,68 @@ impl EmbedService {
         &self.embedder
     }
 
-    /// Embeds `texts` (in order), batched with other callers' texts.
+    /// Embeds `texts` (in order), batched with other callers' texts, its
+    /// turn taken in `lane`.
     ///
     /// # Errors
     /// A permanent [`TaskError`] when the model fails on the input.
-    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, TaskError> {
+    pub async fn embed(&self, lane: Lane, texts: Vec<String>) -> Result<Vec<Vec<f32>>, TaskError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { texts, reply })
+        let jobs = match lane {
+            Lane::Queue => &self.queue,
+            Lane::Api => &self.api,
+        };
+        jobs.send(Job { texts, reply })
             .await
             .map_err(|_| TaskError::Transient("embedding model thread stopped".into()))?;
         answer
             .await
             .map_err(|_| TaskError::Transient("embedding model thread stopped".into()))?
             .map_err(|e| TaskError::Permanent(format!("embedding failed: {e}")))
+    }
+}
+
+/// The two lanes' receiving ends, taken from in turn.
+struct Lanes {
+    queue: mpsc::Receiver<Job>,
+    api: mpsc::Receiver<Job>,
+    /// Whether the API lane has the next turn.
+    api_next: bool,
+}
+
+impl Lanes {
+    /// A waiting job: from the lane whose turn it is, else from the other.
+    fn try_next(&mut self) -> Option<Job> {
+        let (first, second) = if self.api_next {
+            (&mut self.api, &mut self.queue)
+        } else {
+            (&mut self.queue, &mut self.api)
+        };
+        let (job, from_first) = match first.try_recv() {
+            Ok(job) => (job, true),
+            Err(_) => (second.try_recv().ok()?, false),
+        };
+        let from_api = self.api_next == from_first;
+        self.api_next = !from_api;
+        Some(job)
+    }
+
+    /// The next job of either lane, waiting for one; `None` once every
+    /// sender of both is gone.
+    async fn next(&mut self) -> Option<Job> {
+        if let Some(job) = self.try_next() {
+            return Some(job);
+        }
+        let (job, from_api) = tokio::select! {
+            Some(job) = self.queue.recv() => (job, false),
+            Some(job) = self.api.recv() => (job, true),
+            else => return None,
+        };
+        self.api_next = !from_api;
+        Some(job)
     }
 }
 
@@ -113,36 +183,31 @@ struct ModelThread {
 }
 
 impl ModelThread {
-    fn run(self, mut queue: mpsc::Receiver<Job>) {
-        while let Some(first) = queue.blocking_recv() {
-            let jobs = self.collect(first, &mut queue);
+    fn run(self, mut lanes: Lanes) {
+        while let Some(first) = self.runtime.block_on(lanes.next()) {
+            let jobs = self.collect(first, &mut lanes);
             self.serve(jobs);
         }
     }
 
     /// Takes more requests until the round holds `max_texts` texts or
     /// `max_wait` has passed since the first one.
-    fn collect(&self, first: Job, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+    fn collect(&self, first: Job, lanes: &mut Lanes) -> Vec<Job> {
         let deadline = Instant::now() + self.limits.max_wait;
         let mut texts = first.texts.len();
         let mut jobs = vec![first];
         while texts < self.limits.passes.max_texts {
-            let next = match queue.try_recv() {
-                Ok(job) => Some(job),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        None
-                    } else {
-                        // The timer must be created inside the runtime context.
-                        self.runtime
-                            .block_on(async { tokio::time::timeout(left, queue.recv()).await })
-                            .ok()
-                            .flatten()
-                    }
+            let next = lanes.try_next().or_else(|| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
                 }
-            };
+                // The timer must be created inside the runtime context.
+                self.runtime
+                    .block_on(async { tokio::time::timeout(left, lanes.next()).await })
+                    .ok()
+                    .flatten()
+            });
             let Some(job) = next else { break };
             texts += job.texts.len();
             jobs.push(job);
@@ -201,5 +266,67 @@ impl ModelThread {
                     "forward pass"
                 );
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(text: &str) -> Job {
+        let (reply, _) = oneshot::channel();
+        Job {
+            texts: vec![text.to_owned()],
+            reply,
+        }
+    }
+
+    fn lanes() -> (mpsc::Sender<Job>, mpsc::Sender<Job>, Lanes) {
+        let (queue, queue_jobs) = mpsc::channel(LANE_DEPTH);
+        let (api, api_jobs) = mpsc::channel(LANE_DEPTH);
+        let lanes = Lanes {
+            queue: queue_jobs,
+            api: api_jobs,
+            api_next: false,
+        };
+        (queue, api, lanes)
+    }
+
+    fn order(lanes: &mut Lanes) -> Vec<String> {
+        std::iter::from_fn(|| lanes.try_next())
+            .map(|job| job.texts.concat())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lanes_take_turns_and_a_flood_in_one_does_not_hold_up_the_other() -> anyhow::Result<()>
+    {
+        let (queue, api, mut lanes) = lanes();
+        for i in 0..4 {
+            api.send(job(&format!("a{i}"))).await?;
+        }
+        queue.send(job("q0")).await?;
+        queue.send(job("q1")).await?;
+        assert_eq!(order(&mut lanes), ["q0", "a0", "q1", "a1", "a2", "a3"]);
+        // The turn carries over: after an API job the queue comes first.
+        queue.send(job("q2")).await?;
+        api.send(job("a4")).await?;
+        assert_eq!(order(&mut lanes), ["q2", "a4"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn next_waits_for_either_lane_and_ends_when_both_close() -> anyhow::Result<()> {
+        let (queue, api, mut lanes) = lanes();
+        let sender = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            api.send(job("late api")).await
+        });
+        let first = lanes.next().await.map(|job| job.texts.concat());
+        assert_eq!(first.as_deref(), Some("late api"));
+        sender.await??;
+        drop(queue);
+        assert!(lanes.next().await.is_none(), "both lanes closed");
+        Ok(())
     }
 }
