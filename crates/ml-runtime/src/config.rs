@@ -95,7 +95,8 @@ pub struct RuntimeArgs {
     pub shutdown_timeout_secs: u64,
 
     /// Seconds one HTTP request (metrics, health, a worker's API) may take
-    /// before it is answered 408.
+    /// before it is answered 408; also how long a client has to send its
+    /// request headers before the connection is closed.
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub http_request_timeout_secs: u64,
 
@@ -103,6 +104,11 @@ pub struct RuntimeArgs {
     /// than queued.
     #[arg(long, env = "HTTP_MAX_CONCURRENT_REQUESTS", default_value_t = 64)]
     pub http_max_concurrent_requests: usize,
+
+    /// HTTP connections open at once; more wait in the listen backlog
+    /// until one closes.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 256)]
+    pub http_max_connections: usize,
 
     /// Address the metrics and health server binds to.
     #[arg(long, env = "METRICS_HOST", default_value = "0.0.0.0")]
@@ -150,6 +156,7 @@ impl RuntimeArgs {
         HttpLimits {
             request_timeout: Duration::from_secs(self.http_request_timeout_secs.max(1)),
             max_concurrent_requests: self.http_max_concurrent_requests.max(1),
+            max_connections: self.http_max_connections.max(1),
         }
     }
 
@@ -183,6 +190,7 @@ impl std::fmt::Debug for RuntimeArgs {
                 "http_max_concurrent_requests",
                 &self.http_max_concurrent_requests,
             )
+            .field("http_max_connections", &self.http_max_connections)
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)
             .field("otel_endpoint", &self.otel_endpoint)

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 pub use axum::Router as HttpRouter;
-use axum::ServiceExt;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::connections;
 use crate::error::RuntimeError;
 use crate::metrics::Metrics;
 
@@ -131,6 +131,8 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Requests served at once; one more is answered 503 at once.
     pub max_concurrent_requests: usize,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 /// Binds `host:port` and serves the endpoints, plus the worker's own
@@ -180,15 +182,7 @@ pub async fn serve(
             limits.request_timeout,
         ))
         .service(routes);
-    let app = ServiceExt::<axum::extract::Request>::into_make_service(app);
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "health server stopped");
-        }
-    });
+    tokio::spawn(connections::serve(listener, app, limits, shutdown));
     tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
     Ok(bound)
 }

@@ -23,6 +23,7 @@
 //! | [`results`] | the Celery result backend in Redis |
 //! | [`metrics`] | the Prometheus registry with the contract's metric names |
 //! | [`health`] | the axum server for `/metrics`, `/healthz`, `/readyz` |
+//! | `connections` | accepting that server's connections: how many at once, a deadline for request headers |
 //! | [`shutdown`] | one token fired by SIGTERM or Ctrl-C |
 //! | [`stop`] | the running task's soft-time-limit token, for handlers that can end early |
 //! | [`telemetry`] | JSON logging set-up; OTLP export of task spans when configured |
@@ -45,6 +46,7 @@ pub mod storage;
 pub mod task;
 pub mod telemetry;
 
+mod connections;
 mod decode;
 
 mod process;
