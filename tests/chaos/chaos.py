@@ -290,18 +290,6 @@ def dead_count(queues: list[str], pika) -> int | None:
             connection.close()
 
 
-def delete_queues(queues: list[str], pika):
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(os.environ["CELERY_BROKER_URL"]))
-        channel = connection.channel()
-        for q in queues:
-            for name in (q, f"{q}.dead"):
-                channel.queue_delete(name)
-        connection.close()
-    except Exception as e:  # noqa: BLE001  (best effort: scripts/test sweeps .test-<hex> queues)
-        log(f"(could not delete the test queues: {e})")
-
-
 # --- one worker ---------------------------------------------------------------
 
 
@@ -423,7 +411,7 @@ def chaos_worker(name: str, plan: WorkerPlan, binary: Path, services: Services, 
         worker.stop()
         outcome.warnings = worker.warnings
     account(outcome, plan, published, queues, pika)
-    delete_queues(queues, pika)
+    measure.delete_queues(queues, pika, os.environ["CELERY_BROKER_URL"])
     return outcome
 
 

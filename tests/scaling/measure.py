@@ -422,17 +422,24 @@ def measure_worker(root, binary, worker, env_base, publisher, pika, media, artic
     finally:
         w.stop()
         out["loadavg_after"] = list(os.getloadavg())
-        try:
-            connection = connection if connection and connection.is_open else \
-                pika.BlockingConnection(pika.URLParameters(env["CELERY_BROKER_URL"]))
-            channel = connection.channel()
-            for q in queues:
-                for name in (q, f"{q}.dead"):
-                    channel.queue_delete(name)
+        if connection and connection.is_open:
             connection.close()
-        except Exception as e:  # best effort: scripts/test sweeps .test-<hex> queues
-            log(f"(could not delete the test queues: {e})")
+        delete_queues(queues, pika, env["CELERY_BROKER_URL"])
     return out
+
+
+def delete_queues(queues: list[str], pika, url: str):
+    """Deletes the test queues and their dead-letter queues (best effort:
+    scripts/test also sweeps `.test-<hex>` queues)."""
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        for q in queues:
+            for name in (q, f"{q}.dead"):
+                channel.queue_delete(name)
+        connection.close()
+    except Exception as e:  # noqa: BLE001
+        log(f"(could not delete the test queues: {e})")
 
 
 def build(root: Path, target_dir: Path):
